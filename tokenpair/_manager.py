@@ -401,6 +401,62 @@ class TokenPairManager:
         logger.info("logged out subject %r: %d families revoked", subject, count)
         return count
 
+    async def introspect(
+        self, token: object, token_type_hint: str | None = None
+    ) -> dict[str, Any]:
+        """Describe a token as RFC 7662 does: ``{"active": False}`` for
+        anything that is not a live token of ours, never an error.
+
+        A live access token yields its claims; a live refresh token (the
+        current one of its family) yields ``sub``, ``exp`` and ``iat``. The
+        hint only decides which kind is tried first. A failing store still
+        raises :class:`StoreError`: "unknown" is not the same as "inactive".
+        """
+        inactive: dict[str, Any] = {"active": False}
+        if not isinstance(token, str) or not token:
+            return inactive
+        kinds = ["access_token", "refresh_token"]
+        if token_type_hint == "refresh_token" or looks_like_refresh(token):
+            kinds.reverse()
+        for kind in kinds:
+            if kind == "refresh_token":
+                described = await self._describe_refresh_token(token)
+            else:
+                try:
+                    claims = await self.authenticate(token)
+                except InvalidAccessTokenError:
+                    continue
+                described = {"active": True, "token_type": "Bearer", **claims}
+            if described is not None:
+                return described
+        return inactive
+
+    async def _describe_refresh_token(self, token: str) -> dict[str, Any] | None:
+        try:
+            family_id, digest = open_token(token, self._keys.tag_keys)
+        except InvalidRefreshTokenError:
+            return None
+        await self._ensure_ready()
+        state = await self.store.get_family(family_id)
+        now = self.now()
+        if (
+            state is None
+            or state.revoked_at is not None
+            or now >= state.expires_at
+            or digest != state.current
+        ):
+            return None
+        issued = state.created_at if state.rotated_at is None else state.rotated_at
+        described: dict[str, Any] = {
+            "active": True,
+            "sub": state.subject,
+            "exp": math.floor(state.expires_at),
+            "iat": math.floor(issued),
+        }
+        if self.issuer is not None:
+            described["iss"] = self.issuer
+        return described
+
     def jwks(self) -> dict[str, Any]:
         """The public keys as a JWK Set (RFC 7517); empty for HMAC keys."""
         return self._keys.jwks()
