@@ -22,7 +22,7 @@ class Token:
     expires_at: int
     created_at: int
     refresh_expires_at: int
-    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme, not a secret
+    token_type: str = "Bearer"
 
     def expires_in(self, now: float | None = None) -> int:
         """Seconds until the access token expires, never negative.

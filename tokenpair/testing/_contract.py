@@ -30,7 +30,7 @@ __all__ = ["StoreContract"]
 StoreFactory = Callable[[], Awaitable[Store]]
 ManagerFactory = Callable[..., Awaitable[TokenPairManager]]
 
-SECRET = "contract-suite-secret-of-at-least-32-bytes"  # noqa: S105 - a test key
+SECRET = "contract-suite-secret-of-at-least-32-bytes"
 CONCURRENT_REFRESHES = 100
 
 
