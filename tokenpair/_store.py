@@ -171,7 +171,8 @@ class Store(abc.ABC):
            F.rotated_at stay. ``RETRIED``.
         6. otherwise F is revoked at ``now``: ``REUSED``.
 
-        In 4 and 5 the generation grows by one and ``user_data``, if given,
+        When a successor is stored (4 and 5) the generation grows by one and
+        ``user_data``, if given,
         replaces the stored data. Cases 1 to 3 write nothing.
         """
 
