@@ -50,14 +50,16 @@ PayloadFunction: TypeAlias = Callable[[Any], Mapping[str, Any]]
 IdentityFunction: TypeAlias = Callable[[Any], object]
 ReloadFunction: TypeAlias = Callable[[str, Any], Awaitable[Any]]
 
-#: Access tokens live a quarter of an hour: short enough that a leaked one
-#: does little harm, long enough that clients refresh rarely.
 DEFAULT_ACCESS_TTL = timedelta(minutes=15)
-#: A refresh token unused for a week lapses, and with it the login.
+"""Access tokens live a quarter of an hour: short enough that a leaked one
+does little harm, long enough that clients refresh rarely.
+"""
 DEFAULT_REFRESH_TTL = timedelta(days=7)
-#: A client that lost the response to a refresh may retry with the same token
-#: for ten seconds; after that the retry counts as reuse.
+"""A refresh token unused for a week lapses, and with it the login."""
 DEFAULT_REUSE_GRACE = timedelta(seconds=10)
+"""A client that lost the response to a refresh may retry with the same token
+for ten seconds; after that the retry counts as reuse.
+"""
 
 REGISTERED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})

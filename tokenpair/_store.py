@@ -32,27 +32,29 @@ __all__ = [
     "Store",
 ]
 
-#: What a family id may look like: it travels inside refresh tokens and keys.
 FAMILY_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+"""What a family id may look like: it travels inside refresh tokens and keys."""
 
 
 class RotationStatus(enum.Enum):
     """What :meth:`Store.rotate` found and did."""
 
-    #: The presented token was current; it is consumed and the successor
-    #: stored (or, with no successor, the family retired).
     ROTATED = "rotated"
-    #: The presented token was the one rotated last, within the grace
-    #: window: the successor replaced the current token.
+    """The presented token was current; it is consumed and the successor
+    stored (or, with no successor, the family retired).
+    """
     RETRIED = "retried"
-    #: An older token was presented: the family is now revoked.
+    """The presented token was the one rotated last, within the grace
+    window: the successor replaced the current token.
+    """
     REUSED = "reused"
-    #: The family was already revoked; nothing changed.
+    """An older token was presented: the family is now revoked."""
     REVOKED = "revoked"
-    #: The current token's lifetime has passed; nothing changed.
+    """The family was already revoked; nothing changed."""
     EXPIRED = "expired"
-    #: No such family (never created, or purged); nothing changed.
+    """The current token's lifetime has passed; nothing changed."""
     UNKNOWN = "unknown"
+    """No such family (never created, or purged); nothing changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +63,15 @@ class NewFamily:
 
     family_id: str
     subject: str
-    #: The user data as JSON text, kept as it is.
     user_data: str
-    #: Digest of the first refresh token.
+    """The user data as JSON text, kept as it is."""
     token: str
+    """Digest of the first refresh token."""
     created_at: float
-    #: When the first token expires, already capped by ``family_expires_at``.
     expires_at: float
-    #: When the family ends whatever happens, or ``None`` for no cap.
+    """When the first token expires, already capped by ``family_expires_at``."""
     family_expires_at: float | None
+    """When the family ends whatever happens, or ``None`` for no cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +79,17 @@ class Rotation:
     """A request to consume one refresh token and store its successor."""
 
     family_id: str
-    #: Digest of the presented token.
     presented: str
-    #: Digest of the successor, or ``None`` to retire the family instead.
+    """Digest of the presented token."""
     successor: str | None
+    """Digest of the successor, or ``None`` to retire the family instead."""
     now: float
-    #: Idle lifetime of the successor, in seconds.
     refresh_ttl: float
-    #: How long, in seconds, the token rotated last may be presented again.
+    """Idle lifetime of the successor, in seconds."""
     reuse_grace: float
-    #: New user data (JSON text) to keep with the family, or ``None``.
+    """How long, in seconds, the token rotated last may be presented again."""
     user_data: str | None = None
+    """New user data (JSON text) to keep with the family, or ``None``."""
 
 
 @dataclass(frozen=True, slots=True)
