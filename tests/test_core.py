@@ -271,3 +271,82 @@ def test_the_demo_fails_cleanly_on_a_bad_store(tmp_path: Any) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: no store for the scheme 'nope'")
     assert "Traceback" not in result.stderr
+
+
+async def test_text_that_is_not_unicode_is_refused_before_anything_is_written() -> None:
+    """Lone surrogates, which json.loads lets through from request bodies."""
+    manager = TokenPairManager(SECRET)
+    with pytest.raises(InvalidUserDataError, match="Unicode"):
+        await manager.generate_token_pair({"sub": "\ud800"})
+    with pytest.raises(InvalidUserDataError, match="surrogate"):
+        await manager.generate_token_pair({"sub": "a", "note": "\udcff"})
+    with pytest.raises(InvalidUserDataError, match="Unicode"):
+        await manager.revoke_subject("\ud800")
+    assert await manager.revoke_subject("a") == 0
+
+
+async def test_odd_user_data_gets_a_reason() -> None:
+    manager = TokenPairManager(SECRET, identity=lambda data: data["id"])
+    looped: dict[str, Any] = {"id": "a"}
+    looped["self"] = looped
+    with pytest.raises(InvalidUserDataError, match="refers to itself"):
+        await manager.generate_token_pair(looped)
+    with pytest.raises(InvalidUserDataError, match="integer too large"):
+        await manager.generate_token_pair({"id": 10**5000})
+    with pytest.raises(InvalidUserDataError, match=r"at big: an integer too large"):
+        await manager.generate_token_pair({"id": "a", "big": 10**5000})
+
+
+async def test_claims_that_would_not_fit_a_header_are_refused() -> None:
+    """Every token the manager issues, it also accepts."""
+    manager = TokenPairManager(SECRET, payload=lambda data: {"blob": data["blob"]})
+    with pytest.raises(InvalidUserDataError, match="request headers"):
+        await manager.generate_token_pair({"sub": "a", "blob": "v" * 20_000})
+    pair = await manager.generate_token_pair({"sub": "a", "blob": "v" * 8_000})
+    manager.verify_access_token(pair.access_token)
+
+
+async def test_reload_must_be_async() -> None:
+    manager = TokenPairManager(SECRET, reload=lambda subject, data: data)  # type: ignore[arg-type, return-value]
+    pair = await manager.generate_token_pair({"sub": "a"})
+    with pytest.raises(ConfigurationError, match="async"):
+        await manager.refresh(pair.refresh_token)
+    await TokenPairManager(SECRET, store=manager.store).refresh(pair.refresh_token)
+
+
+async def test_a_failure_after_rotation_hands_the_family_back() -> None:
+    """If the new access token cannot be made after the store rotated, the
+    presented refresh token keeps working, even without a grace window."""
+    calls = 0
+
+    def flaky_payload(data: Any) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("directory unavailable")
+        return {}
+
+    manager = TokenPairManager(SECRET, payload=flaky_payload, reuse_grace=0)
+    pair = await manager.generate_token_pair({"sub": "a"})
+    with pytest.raises(InvalidUserDataError, match="payload failed"):
+        await manager.refresh(pair.refresh_token)
+
+    again = await manager.refresh(pair.refresh_token)
+    await manager.refresh(again.refresh_token)
+
+
+async def test_claims_cannot_forge_introspection_fields() -> None:
+    manager = TokenPairManager(
+        SECRET, payload=lambda data: {"active": False, "token_type": "x"}
+    )
+    pair = await manager.generate_token_pair({"sub": "a"})
+    described = await manager.introspect(pair.access_token)
+    assert described["active"] is True
+    assert described["token_type"] == "Bearer"
+
+
+async def test_a_jwt_given_as_refresh_token_is_named_as_such() -> None:
+    manager = TokenPairManager(SECRET)
+    pair = await manager.generate_token_pair({"sub": "a"})
+    with pytest.raises(InvalidRefreshTokenError, match="JWT was given"):
+        await manager.refresh(pair.access_token)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -22,6 +23,7 @@ from ._errors import (
     InvalidAccessTokenError,
     InvalidRefreshTokenError,
     InvalidUserDataError,
+    RefreshTokenError,
     RefreshTokenExpiredError,
     RefreshTokenReusedError,
     RefreshTokenRevokedError,
@@ -65,6 +67,8 @@ REGISTERED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 MAX_ACCESS_TOKEN_LENGTH = 16 * 1024
 MAX_USER_DATA_LENGTH = 64 * 1024
+# Claims beyond this would make access tokens too long for request headers.
+MAX_CLAIMS_LENGTH = 8 * 1024
 MAX_SUBJECT_LENGTH = 1024
 
 
@@ -277,8 +281,17 @@ class TokenPairManager:
             self._refuse(result, family_id)
         if result.subject is None or result.user_data is None:
             raise StoreError("the store returned a rotation without its family data")
-        claims = self._claims(json.loads(result.user_data))
-        access_token, issued_at, expires_at = self._sign(result.subject, claims, now)
+        try:
+            claims = self._claims(json.loads(result.user_data))
+            access_token, issued_at, expires_at = self._sign(
+                result.subject, claims, now
+            )
+        except BaseException:
+            # The caller never sees the successor, so hand the family back to
+            # the presented token rather than leave the client locked out.
+            with anyio.CancelScope(shield=True):
+                await self._restore(family_id, successor_digest, digest, now)
+            raise
         refresh_expires_at = now + self.refresh_ttl
         if result.expires_at is not None:
             refresh_expires_at = result.expires_at
@@ -289,6 +302,26 @@ class TokenPairManager:
             created_at=issued_at,
             refresh_expires_at=math.floor(refresh_expires_at),
         )
+
+    async def _restore(
+        self, family_id: str, successor_digest: str, digest: str, now: float
+    ) -> None:
+        try:
+            await self.store.rotate(
+                Rotation(
+                    family_id=family_id,
+                    presented=successor_digest,
+                    successor=digest,
+                    now=now,
+                    refresh_ttl=self.refresh_ttl,
+                    reuse_grace=0.0,
+                )
+            )
+        except StoreError:
+            logger.warning(
+                "could not hand family %s back to its refresh token",
+                _fingerprint(family_id),
+            )
 
     async def _reloaded_data(
         self, reload: ReloadFunction, family_id: str, digest: str, now: float
@@ -305,7 +338,17 @@ class TokenPairManager:
             # Let the store take the decision (and revoke on reuse) without
             # asking the application about a token that will be refused.
             return None
-        fresh = await reload(state.subject, json.loads(state.user_data))
+        pending = reload(state.subject, json.loads(state.user_data))
+        if not inspect.isawaitable(pending):
+            raise ConfigurationError("reload must be an async function")
+        try:
+            fresh = await pending
+        except TokenPairError:
+            raise
+        except Exception as exc:
+            raise RefreshTokenError(
+                f"the application refused the refresh ({type(exc).__name__})"
+            ) from exc
         if fresh is None:
             return None
         stored, subject, _ = self._prepare(fresh)
@@ -428,7 +471,7 @@ class TokenPairManager:
                     claims = await self.authenticate(token)
                 except InvalidAccessTokenError:
                     continue
-                described = {"active": True, "token_type": "Bearer", **claims}
+                described = {**claims, "active": True, "token_type": "Bearer"}
             if described is not None:
                 return described
         return inactive
@@ -539,7 +582,11 @@ class TokenPairManager:
                     f"payload may not set the registered claim {name!r}; "
                     "the manager sets it"
                 )
-        _to_json(claims, what="claims")
+        if len(_to_json(claims, what="claims")) > MAX_CLAIMS_LENGTH:
+            raise InvalidUserDataError(
+                f"the claims from payload exceed {MAX_CLAIMS_LENGTH} characters as "
+                "JSON; access tokens travel in request headers"
+            )
         return claims
 
     def _new_family(
@@ -683,11 +730,16 @@ def _subject(value: object) -> str:
         raise InvalidUserDataError(
             f"the subject must be a string or an integer, not {type(value).__name__}"
         )
-    subject = str(value)
+    try:
+        subject = str(value)
+    except ValueError:
+        raise InvalidUserDataError("the subject is an integer too large") from None
     if not subject:
         raise InvalidUserDataError("the subject is empty")
     if len(subject) > MAX_SUBJECT_LENGTH:
         raise InvalidUserDataError("the subject is too long")
+    if not _encodable(subject):
+        raise InvalidUserDataError("the subject is not valid Unicode text")
     return subject
 
 
@@ -705,27 +757,44 @@ def _to_json(value: Any, what: str = "user data") -> str:
         text = json.dumps(
             value, ensure_ascii=False, allow_nan=False, separators=(",", ":")
         )
-    except (TypeError, ValueError) as exc:
-        path, problem = _find_unserialisable(value)
-        where = f" at {path}" if path else ""
-        raise InvalidUserDataError(
-            f"{what} must be JSON-serialisable; {problem}{where}"
-        ) from exc
     except RecursionError:
         raise InvalidUserDataError(f"{what} is nested too deeply") from None
+    except (TypeError, ValueError) as exc:
+        if "circular" in str(exc).lower():
+            raise InvalidUserDataError(f"{what} refers to itself") from None
+        try:
+            path, problem = _find_unserialisable(value)
+        except RecursionError:
+            raise InvalidUserDataError(f"{what} is nested too deeply") from None
+        where = f" at {path}:" if path else ""
+        raise InvalidUserDataError(
+            f"{what} must be JSON-serialisable;{where} {problem or 'it is not'}"
+        ) from exc
     if len(text) > MAX_USER_DATA_LENGTH:
         raise InvalidUserDataError(
             f"{what} is {len(text)} characters as JSON; at most "
             f"{MAX_USER_DATA_LENGTH} are kept"
         )
+    if not _encodable(text):
+        raise InvalidUserDataError(
+            f"{what} holds a string that is not valid Unicode (a lone surrogate)"
+        )
     return text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _find_unserialisable(value: Any, path: str = "") -> tuple[str, str]:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str | int | float | bool) and key is not None:
-                return path or "the top level", f"key {key!r} is not a string"
+                return path or "the top level", f"the key {key!r} is not a string"
             found = _find_unserialisable(item, f"{path}.{key}" if path else str(key))
             if found[1]:
                 return found
@@ -738,9 +807,14 @@ def _find_unserialisable(value: Any, path: str = "") -> tuple[str, str]:
         return "", ""
     if isinstance(value, float) and not math.isfinite(value):
         return path, f"{value!r} is not a JSON number"
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            str(value)
+        except ValueError:
+            return path or "the top level", "an integer too large"
     if value is None or isinstance(value, str | int | float | bool):
         return "", ""
-    return path, f"{type(value).__name__} values are not"
+    return path, f"a {type(value).__name__} is not"
 
 
 def _required_time(claims: dict[str, Any], name: str) -> float:

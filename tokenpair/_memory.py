@@ -68,11 +68,17 @@ class MemoryStore(Store):
                 rotated_at=None,
                 expires_at=family.expires_at,
                 family_expires_at=family.family_expires_at,
-                revoked_at=None,
+                revoked_at=self._revoked_on_arrival(family),
                 generation=0,
             )
             self._by_subject.setdefault(family.subject, set()).add(family.family_id)
             heapq.heappush(self._expiry_queue, (family.expires_at, family.family_id))
+
+    def _revoked_on_arrival(self, family: NewFamily) -> float | None:
+        cutoff = self._cutoffs.get(family.subject)
+        if cutoff is not None and family.created_at <= cutoff[0] < cutoff[1]:
+            return cutoff[0]
+        return None
 
     async def rotate(self, rotation: Rotation) -> RotationResult:
         now = rotation.now
@@ -97,6 +103,7 @@ class MemoryStore(Store):
                 status = RotationStatus.ROTATED
             elif (
                 rotation.successor is not None
+                and rotation.reuse_grace > 0
                 and presented == family.previous
                 and family.rotated_at is not None
                 and now < family.rotated_at + rotation.reuse_grace

@@ -55,14 +55,14 @@ def open_token(token: object, tag_keys: Sequence[bytes]) -> tuple[str, str]:
         )
     if not token:
         raise InvalidRefreshTokenError("the refresh token is empty")
-    if len(token) > MAX_REFRESH_TOKEN_LENGTH:
-        raise InvalidRefreshTokenError("the refresh token is too long")
     if not token.startswith(PREFIX):
-        if token.count(".") == 2:
+        if token.startswith("eyJ") and token.count(".") == 2:
             raise InvalidRefreshTokenError(
                 "a JWT was given where a refresh token is expected"
             )
         raise InvalidRefreshTokenError("the refresh token is malformed")
+    if len(token) > MAX_REFRESH_TOKEN_LENGTH:
+        raise InvalidRefreshTokenError("the refresh token is too long")
     match = _SHAPE.fullmatch(token)
     if match is None:
         raise InvalidRefreshTokenError("the refresh token is malformed")

@@ -154,7 +154,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def create_family(self, family: NewFamily) -> None:
         """Store a new family. Family ids are unique; a clash is a
-        :class:`~tokenpair.StoreError`."""
+        :class:`~tokenpair.StoreError`. A family created at or before its
+        subject's remembered cut-off (a login racing a logout everywhere) is
+        stored as revoked."""
 
     @abc.abstractmethod
     async def rotate(self, rotation: Rotation) -> RotationResult:
@@ -167,7 +169,7 @@ class Store(abc.ABC):
            F.current, F.current the successor, F.rotated_at ``now``,
            F.expires_at ``min(now + refresh_ttl, F.family_expires_at)``;
            without one, F is revoked. ``ROTATED``.
-        5. a successor, ``presented == F.previous`` and
+        5. a successor, ``reuse_grace > 0``, ``presented == F.previous`` and
            ``now < F.rotated_at + reuse_grace``: F.current becomes the
            successor and F.expires_at is renewed as in 4; F.previous and
            F.rotated_at stay. ``RETRIED``.

@@ -177,6 +177,21 @@ class StoreContract:
         with pytest.raises(RefreshTokenRevokedError):
             await manager.refresh(second.refresh_token)
 
+    async def test_without_grace_an_earlier_clock_is_no_retry(
+        self, make_manager: ManagerFactory, clock: FakeClock
+    ) -> None:
+        """A request whose clock reads before the rotation (read before
+        another process rotated, or a server running behind) is no retry
+        when reuse_grace is 0."""
+        manager = await make_manager(reuse_grace=0)
+        first = await manager.generate_token_pair({"sub": "alice"})
+        clock.advance(5)
+        await manager.refresh(first.refresh_token)
+        clock.now -= 0.001
+
+        with pytest.raises(RefreshTokenReusedError):
+            await manager.refresh(first.refresh_token)
+
     async def test_a_retry_within_the_grace_window_succeeds(
         self, manager: TokenPairManager, clock: FakeClock
     ) -> None:
@@ -448,6 +463,21 @@ class StoreContract:
         assert (await manager.authenticate(after.access_token))["sub"] == "alice"
         manager.verify_access_token(before.access_token)
 
+    async def test_a_login_racing_logout_everywhere_is_revoked(
+        self, manager: TokenPairManager, clock: FakeClock
+    ) -> None:
+        """A family stamped at or before the subject's cut-off (its login began
+        before the logout) arrives revoked."""
+        racing = await manager.store.revoke_subject("alice", clock.now, clock.now + 60)
+        assert racing == 0
+        pair = await manager.generate_token_pair({"sub": "alice"})
+
+        with pytest.raises(RefreshTokenRevokedError):
+            await manager.refresh(pair.refresh_token)
+        clock.advance(0.001)
+        later = await manager.generate_token_pair({"sub": "alice"})
+        await manager.refresh(later.refresh_token)
+
     async def test_generate_with_revocation_replaces_the_old_pair(
         self, manager: TokenPairManager
     ) -> None:
@@ -504,8 +534,9 @@ class StoreContract:
         assert seen == [("alice", {"sub": "alice", "role": "reader"})]
 
         del users["alice"]
-        with pytest.raises(PermissionError):
+        with pytest.raises(RefreshTokenError, match="PermissionError") as caught:
             await manager.refresh(pair.refresh_token)
+        assert isinstance(caught.value.__cause__, PermissionError)
         users["alice"] = {"sub": "alice", "role": "reader"}
         await manager.refresh(pair.refresh_token)
 
