@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -353,6 +354,28 @@ async def test_rotate_the_previous_token_outside_the_grace_window(
     assert (state.revoked_at, state.current, state.generation) == (now, "digest-1", 1)
 
 
+async def test_without_a_grace_window_an_earlier_clock_is_no_retry(
+    store: RedisStore,
+) -> None:
+    """With reuse_grace=0 the previous token is reuse even when now reads
+    before rotated_at (a request that read its clock before another process
+    rotated, or a server whose clock runs behind)."""
+    family_id = await create(store, now=0.0, ttl=1_000.0)
+    await store.rotate(rotation(family_id, "digest-0", "digest-1", 100.0, grace=0))
+
+    result = await store.rotate(
+        rotation(family_id, "digest-0", "digest-2", 99.999, grace=0)
+    )
+
+    assert result.status is RotationStatus.REUSED
+    state = await family(store, family_id)
+    assert (state.revoked_at, state.current, state.generation) == (
+        99.999,
+        "digest-1",
+        1,
+    )
+
+
 async def test_rotate_an_older_or_unknown_token_is_reuse(store: RedisStore) -> None:
     """6. Neither current nor previous, even inside the window: REUSED. The
     previous token without a successor is no retry either."""
@@ -461,20 +484,59 @@ async def test_the_cut_off_catches_a_family_missing_from_the_index(
     store: RedisStore, client: Client
 ) -> None:
     """A family that revoke_subject could not find (its index evicted) is
-    still refused while the cut-off is remembered, if created before it; one
-    created at the cut-off or later rotates."""
+    still refused while the cut-off is remembered, if created at or before
+    it; one created later rotates."""
     before = await create(store, now=T0)
     at_cutoff = await create(store, now=T0 + 5)
+    after_cutoff = await create(store, now=T0 + 5.001)
     index, _ = store._subject_keys("alice")
     await client.delete(index)
 
     assert await store.revoke_subject("alice", T0 + 5, T0 + 50) == 0
 
-    missed = await store.rotate(rotation(before, "digest-0", "digest-1", T0 + 6))
-    assert missed == RotationResult(RotationStatus.REVOKED)
-    assert (await family(store, before)).revoked_at == T0 + 5
-    later = await store.rotate(rotation(at_cutoff, "digest-0", "digest-1", T0 + 6))
+    for family_id in (before, at_cutoff):
+        missed = await store.rotate(rotation(family_id, "digest-0", "d-1", T0 + 6))
+        assert missed == RotationResult(RotationStatus.REVOKED)
+        assert (await family(store, family_id)).revoked_at == T0 + 5
+    later = await store.rotate(rotation(after_cutoff, "digest-0", "d-1", T0 + 6))
     assert later.status is RotationStatus.ROTATED
+
+
+@pytest.mark.parametrize("created_at", [99.5, 100.0])
+async def test_a_login_racing_logout_everywhere_arrives_revoked(
+    store: RedisStore, client: Client, created_at: float
+) -> None:
+    """A family stamped at or before the subject's remembered cut-off is
+    created revoked at the cut-off and left out of the subject's index; one
+    stamped after it, or another subject's, is live."""
+    await store.revoke_subject("alice", 100.0, 160.0)
+
+    racing = await create(store, now=created_at, ttl=100.0)
+    after = await create(store, now=100.001, ttl=100.0)
+    bob = await create(store, "bob", now=99.5, ttl=100.0)
+
+    assert (await family(store, racing)).revoked_at == 100.0
+    result = await store.rotate(rotation(racing, "digest-0", "digest-1", 101.0))
+    assert result.status is RotationStatus.REVOKED
+    index, _ = store._subject_keys("alice")
+    assert await client.zscore(index, store.family_key(racing)) is None
+    for family_id in (after, bob):
+        assert (await family(store, family_id)).revoked_at is None
+        rotated = await store.rotate(rotation(family_id, "digest-0", "d-1", 101.0))
+        assert rotated.status is RotationStatus.ROTATED
+
+
+async def test_a_cut_off_not_remembered_revokes_no_new_family(
+    store: RedisStore,
+) -> None:
+    """A cut-off with remember_until not after it is not kept, so a family
+    stamped before it is created live."""
+    await store.revoke_subject("alice", 100.0, 100.0)
+
+    family_id = await create(store, now=99.5, ttl=100.0)
+
+    result = await store.rotate(rotation(family_id, "digest-0", "d-1", 101.0))
+    assert result.status is RotationStatus.ROTATED
 
 
 async def test_revoke_subject_with_nothing_to_remember(store: RedisStore) -> None:
@@ -510,7 +572,9 @@ async def test_revoke_subject_is_atomic_with_concurrent_creation(
         nonlocal count
         await enough.wait()
         started.set()
-        count = await store.revoke_subject("alice", T0 + 1, T0 + 100)
+        # The cut-off precedes every creation stamp, so no family is
+        # revoked on arrival: each revoked one was found in the index.
+        count = await store.revoke_subject("alice", T0 - 1, T0 + 100)
 
     async with anyio.create_task_group() as group:
         for index in range(200):
@@ -749,6 +813,36 @@ async def test_an_unreachable_server_is_a_store_error(kind: str) -> None:
             await client.aclose()
 
 
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.parametrize("scheme", ["redis", "redis+cluster"])
+async def test_trio_is_refused_before_anything_connects(scheme: str) -> None:
+    """redis.asyncio is bound to asyncio; under trio every call says so
+    plainly, and no connection is even attempted."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        store = store_from_url(f"{scheme}://127.0.0.1:{port}")
+        family_id = store.new_family_id("alice")
+        calls: list[Callable[[], Awaitable[object]]] = [
+            store.setup,
+            lambda: store.rotate(rotation(family_id, "digest-0", "digest-1", T0)),
+            lambda: store.get_family(family_id),
+            lambda: store.revoke_family(family_id, T0),
+            lambda: store.revoke_subject("alice", T0, T0 + 1),
+            lambda: store.subject_revoked_at("alice", T0),
+            lambda: create(store),
+            store.aclose,
+        ]
+        for call in calls:
+            with pytest.raises(ConfigurationError, match="asyncio only"):
+                await call()
+
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
 class DroppingProxy:
     """A TCP proxy in front of a real server that, when armed, lets the next
     EVALSHA through and then cuts the connection instead of passing on the
@@ -930,17 +1024,76 @@ async def test_aclose_closes_only_a_client_the_store_made(
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "message"),
     [
-        "http://localhost",
-        "redis-cluster://a:1",
-        "redis+cluster://",
-        "redis+cluster://a:notaport",
-        "redis://localhost?max_connections=many",
-        "redis://localhost?max_connections=0",
+        ("http://localhost", "starts with redis://"),
+        ("redis-cluster://a:1", "starts with redis://"),
+        ("redis+cluster://", "at least one node"),
+        ("redis+cluster://a:notaport", "host:port"),
+        ("redis://localhost:99999", "host:port"),
+        ("redis://localhost?max_connections=many", "max_connections"),
+        ("redis://localhost?max_connections=0", "max_connections"),
+        ("redis://localhost?max_connections=-3", "max_connections"),
+        ("redis://localhost?pool_timeout=soon", "pool_timeout"),
+        ("redis://localhost?pool_timeout=nan", "pool_timeout"),
+        ("redis://localhost?pool_timeout=inf", "pool_timeout"),
+        ("redis://localhost?pool_timeout=-1", "pool_timeout"),
+        ("redis://localhost?socket_timeout=soon", "'socket_timeout'"),
+        ("redis://[", "IPv6"),
+        ("redis://localhost:6379/abc", "database"),
+        ("redis://localhost:6379/0/extra", "database"),
+        ("redis://localhost:6379/-1", "database"),
+        ("redis://localhost:6379/1?db=1", "database once"),
+        ("redis+cluster://a:1/2", "only database 0"),
+        ("redis+cluster://a:1?db=2", "only database 0"),
+        ("redis://localhost?prefix=a&prefix=b", "'prefix' is given more than once"),
+        ("redis://localhost?socket_timeout=1&socket_timeout=2", "more than once"),
+        ("redis://localhost/0#section", "fragment"),
+        ("redis://localhost/0#", "fragment"),
     ],
 )
-def test_bad_urls_are_configuration_errors(url: str) -> None:
+def test_bad_urls_are_configuration_errors(url: str, message: str) -> None:
     """Nothing connects; the mistake is named."""
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match=message):
         store_from_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:TOP/SECRET@127.0.0.1:6379/0",
+        "redis://:TOP?SECRET@127.0.0.1:6379/0",
+        "redis://:TOP#SECRET@127.0.0.1:6379/0",
+        "redis://user:TOP[SECRET@127.0.0.1:6379/0",
+        "redis://:TOPSECRET@127.0.0.1:SECRET/0",
+        "redis://:TOPSECRET@127.0.0.1:6379/SECRET",
+        "redis://:TOP/SECRET@127.0.0.1:6379/0?prefix=a&prefix=b",
+        "rediss+cluster://:TOP/SECRET@127.0.0.1:7000,127.0.0.1:7001",
+        "redis+cluster://:TOP?SECRET@127.0.0.1:7000",
+        "redis+cluster://:TOPSECRET@127.0.0.1:7000,127.0.0.1:SECRET",
+    ],
+)
+def test_url_errors_quote_no_part_of_the_password(url: str) -> None:
+    """A password with an unencoded '/', '?', '#' or '[' spills into the
+    rest of the URL; no part of it reaches the message or the traceback."""
+    with pytest.raises(ConfigurationError) as caught:
+        store_from_url(url)
+
+    shown = "".join(traceback.format_exception(caught.value))
+    for part in ("TOP", "SECRET"):
+        assert part not in shown
+    assert caught.value.__cause__ is None
+
+
+def test_a_percent_encoded_password_is_read_whole() -> None:
+    """The way to write such a password: percent-encoded, it reaches the
+    connection as it is, and the database and options still apply."""
+    store = store_from_url(
+        "redis://user:TOP%2FSE%3FC%23R%40ET@127.0.0.1:6379/3?client_name=a@b"
+    )
+    client = store.client
+    assert isinstance(client, Redis)
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["username"], kwargs["password"]) == ("user", "TOP/SE?C#R@ET")
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("127.0.0.1", 6379, 3)
+    assert kwargs["client_name"] == "a@b"

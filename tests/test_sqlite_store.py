@@ -346,6 +346,23 @@ async def test_zero_grace_never_retries(store: SQLiteStore) -> None:
     )
 
 
+async def test_zero_grace_is_no_retry_for_an_earlier_clock(
+    store: SQLiteStore,
+) -> None:
+    """With reuse_grace=0, a request whose now reads before rotated_at (taken
+    before another process rotated, or from a clock running behind) is reuse,
+    not a retry inside an empty window."""
+    await create(store, now=0.0)
+    await rotate(store, "digest-0", "digest-1", 100.0, grace=0)
+
+    result = await rotate(store, "digest-0", "digest-2", 99.999, grace=0)
+
+    assert result.status is RotationStatus.REUSED
+    state = await store.get_family(FAMILY)
+    assert state is not None
+    assert (state.current, state.revoked_at) == ("digest-1", 99.999)
+
+
 async def test_retry_without_successor_is_reuse(store: SQLiteStore) -> None:
     """Case 5 needs a successor; retiring with the previous token is reuse."""
     await create(store)
@@ -614,6 +631,42 @@ async def test_revoke_subject_counts_only_live_families(store: SQLiteStore) -> N
     assert await store.revoke_subject("alice", T0 + 6, T0 + 50) == 0
 
 
+@pytest.mark.parametrize("created_at", [99.5, 100.0])
+async def test_a_login_racing_logout_everywhere_arrives_revoked(
+    store: SQLiteStore, created_at: float
+) -> None:
+    """A family stamped at or before the subject's remembered cut-off is
+    stored revoked at the cut-off; one stamped after it, or for another
+    subject, is not."""
+    await store.revoke_subject("alice", 100.0, 160.0)
+
+    await create(store, "alice-racing", now=created_at, expires_at=200.0)
+    await create(store, "alice-after", now=100.001, expires_at=200.0)
+    await create(store, "bob-racing", subject="bob", now=99.5, expires_at=200.0)
+
+    racing = await rotate(
+        store, "digest-0", "digest-1", 101.0, family_id="alice-racing"
+    )
+    assert racing.status is RotationStatus.REVOKED
+    state = await store.get_family("alice-racing")
+    assert state is not None
+    assert state.revoked_at == 100.0
+    for family_id in ("alice-after", "bob-racing"):
+        result = await rotate(store, "digest-0", "digest-1", 101.0, family_id=family_id)
+        assert result.status is RotationStatus.ROTATED, family_id
+
+
+async def test_a_forgotten_cutoff_revokes_no_new_family(store: SQLiteStore) -> None:
+    """A cut-off that was never remembered (remember_until not after it)
+    revokes nothing created later."""
+    await store.revoke_subject("alice", 100.0, 100.0)
+
+    await create(store, now=99.5, expires_at=200.0)
+
+    result = await rotate(store, "digest-0", "digest-1", 101.0)
+    assert result.status is RotationStatus.ROTATED
+
+
 async def test_subject_cutoff_is_remembered_until_its_end(
     store: SQLiteStore,
 ) -> None:
@@ -757,6 +810,57 @@ async def test_a_corrupt_file_is_a_store_error(db_path: Path) -> None:
     assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
 
 
+_FAILED_OPENS = textwrap.dedent(
+    """
+    import asyncio, sys
+    from tokenpair import StoreError
+    from tokenpair_sqlite import SQLiteStore
+
+    async def open_once(path):
+        try:
+            await SQLiteStore(path).setup()
+        except StoreError:
+            print("refused", flush=True)
+
+    # A loop of its own for each attempt: a thread left behind by a failed
+    # open reports back to a loop that asyncio.run has closed by then.
+    for path in sys.argv[1:]:
+        for _ in range(5):
+            asyncio.run(open_once(path))
+    """
+)
+
+
+def test_a_failed_open_leaves_no_thread_behind(tmp_path: Path) -> None:
+    """Every failure path of setup (connecting to a directory, to a file
+    under a file, or to a file that is no database) ends the connection's
+    thread before it returns, so no thread dies later on a closed loop."""
+    (tmp_path / "plain").write_text("a file, not a directory")
+    (tmp_path / "corrupt.db").write_bytes(b"not an SQLite database, " * 100)
+    paths = [str(tmp_path), str(tmp_path / "plain" / "t.db")]
+    paths.append(str(tmp_path / "corrupt.db"))
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-X", "dev", "-c", _FAILED_OPENS, *paths],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(10)
+    ]
+    try:
+        outputs = [run.communicate(timeout=60) for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+            run.wait()
+
+    for stdout, stderr in outputs:
+        assert stdout.split() == ["refused"] * 15
+        assert "Exception in thread" not in stderr
+        assert "Event loop is closed" not in stderr
+
+
 async def test_a_lock_held_too_long_is_a_store_error(db_path: Path) -> None:
     """Another writer holding the lock past busy_timeout fails the rotation,
     and the message names the cause but no digest."""
@@ -837,6 +941,8 @@ async def test_store_from_url_relative_to_the_working_directory(
         ("sqlite:", "must name a database file"),
         ("sqlite:relative.db", "names no host"),
         ("sqlite://host/tokens.db", "names no host"),
+        ("sqlite://[/x.db", "names no host"),
+        ("sqlite://[::1/x.db", "names no host"),
         ("postgres:///tokens.db", "starts with sqlite:///"),
         ("sqlite:///tokens.db#frag", "fragment"),
         ("sqlite:///tokens.db?mode=memory", "unknown SQLite store URL option"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import secrets
@@ -16,6 +17,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisClusterException, RedisError
 
 from tokenpair import (
+    ConfigurationError,
     FamilyState,
     NewFamily,
     Rotation,
@@ -61,6 +63,19 @@ def _milliseconds(seconds: float) -> str:
     return str(max(1, math.ceil(seconds * 1000)))
 
 
+def _require_asyncio() -> None:
+    # redis.asyncio needs a running asyncio loop; under trio it fails deep
+    # inside the connection code with a RuntimeError that says nothing useful.
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise ConfigurationError(
+            "RedisStore runs on asyncio only (redis-py's asyncio client needs "
+            "an asyncio event loop); use it under asyncio or anyio's asyncio "
+            "backend"
+        ) from None
+
+
 class RedisStore(Store):
     """Keeps families in Redis or a Redis Cluster (redis-py's asyncio client).
 
@@ -73,6 +88,10 @@ class RedisStore(Store):
     Sentinel) or a :class:`redis.asyncio.cluster.RedisCluster`; the store
     never closes it. :func:`~tokenpair_redis.store_from_url` makes a store
     that owns its client. Every key starts with ``prefix``.
+
+    The store runs on asyncio only (including anyio on its asyncio backend):
+    under trio every call is a :class:`~tokenpair.ConfigurationError`, raised
+    before anything connects.
     """
 
     def __init__(
@@ -131,6 +150,7 @@ class RedisStore(Store):
     # -- calls -----------------------------------------------------------
 
     async def _call(self, action: str, call: Callable[[], Awaitable[_T]]) -> _T:
+        _require_asyncio()
         try:
             if self._permits is None:
                 return await call()
@@ -179,6 +199,7 @@ class RedisStore(Store):
 
     async def aclose(self) -> None:
         """Close the client if the store made it."""
+        _require_asyncio()
         if self._owns_client:
             self._owns_client = False
             try:
@@ -189,7 +210,7 @@ class RedisStore(Store):
     # -- the Store interface ----------------------------------------------
 
     async def create_family(self, family: NewFamily) -> None:
-        index, _ = self._subject_keys(family.subject)
+        index, cutoff = self._subject_keys(family.subject)
         if self._cluster and family.family_id[:TAG_LENGTH] != subject_tag(
             family.subject
         ):
@@ -201,7 +222,7 @@ class RedisStore(Store):
         reply = await self._run(
             "create a family",
             self._create,
-            [self.family_key(family.family_id), index],
+            [self.family_key(family.family_id), index, cutoff],
             [
                 family.subject,
                 family.user_data,

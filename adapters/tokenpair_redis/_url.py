@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
+from redis.exceptions import RedisClusterException
 
 from tokenpair import ConfigurationError
 
@@ -33,6 +36,8 @@ def store_from_url(url: str) -> RedisStore:
     ``redis://[user:password@]host[:port][/db]`` and ``rediss://`` (TLS) for
     one server; ``redis+cluster://[user:password@]host:port[,host:port...]``
     and ``rediss+cluster://`` for a cluster, naming one or more startup nodes.
+    A password holding ``/``, ``?``, ``#``, ``@``, ``[`` or ``]`` is
+    percent-encoded.
 
     The store's own query options are ``prefix`` (of every key, default
     ``tokenpair:``), ``max_connections`` (per server or node, default 50) and
@@ -40,6 +45,9 @@ def store_from_url(url: str) -> RedisStore:
     any other, such as ``socket_timeout`` or ``ssl_ca_certs``, goes to
     redis-py. When every connection is busy, calls wait their turn instead
     of failing, up to ``pool_timeout``.
+
+    A malformed URL is a :class:`~tokenpair.ConfigurationError` whose message
+    quotes no part of the URL that could hold a password.
     """
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
@@ -48,22 +56,39 @@ def store_from_url(url: str) -> RedisStore:
             "a Redis store URL starts with redis://, rediss://, redis+cluster:// "
             "or rediss+cluster://"
         )
-    parts = urlsplit(f"{scheme}://{rest}")
-    options = dict(parse_qsl(parts.query, keep_blank_values=True))
-    prefix = options.pop("prefix", "tokenpair:")
-    max_connections = int(
-        _number(options, "max_connections", DEFAULT_MAX_CONNECTIONS, int)
-    )
-    pool_timeout = _number(options, "pool_timeout", DEFAULT_POOL_TIMEOUT, float)
-    if max_connections < 1 or pool_timeout < 0:
+    try:
+        parts = urlsplit(f"{scheme}://{rest}")
+    except ValueError:
+        # Some of urlsplit's messages quote the host part, password included.
         raise ConfigurationError(
-            "max_connections must be at least 1 and pool_timeout not negative"
+            "invalid Redis store URL: its host part could not be read (a host "
+            "in [brackets] must be an IPv6 address, and a password holding [ "
+            "or ] must be percent-encoded)"
+        ) from None
+    if "@" not in parts.netloc and "@" in rest:
+        # An unencoded '/', '?' or '#' in a password ends the host part early,
+        # and the rest of the password would be read as database or options.
+        raise ConfigurationError(
+            "invalid Redis store URL: a password holding '/', '?', '#' or '@' "
+            "must be percent-encoded (%2F, %3F, %23, %40)"
         )
+    if "#" in rest:
+        raise ConfigurationError("a Redis store URL takes no #fragment")
+    options = _options(parts.query)
+    prefix = options.pop("prefix", "tokenpair:")
+    max_connections = _max_connections(options)
+    pool_timeout = _pool_timeout(options)
+    cluster = scheme in _CLUSTER
+    db = _database(parts.path, options.pop("db", None), cluster)
+    if not cluster:
+        # A cluster has only database 0, and redis-py refuses to be told so.
+        options["db"] = str(db)
     query = urlencode(options)
     try:
-        if scheme in _STANDALONE:
+        if not cluster:
+            _standalone_address(parts.netloc)
             pool = BlockingConnectionPool.from_url(
-                parts._replace(query=query).geturl(),
+                parts._replace(path="", query=query).geturl(),
                 max_connections=max_connections,
                 timeout=pool_timeout,
                 socket_timeout=DEFAULT_SOCKET_TIMEOUT,
@@ -73,10 +98,12 @@ def store_from_url(url: str) -> RedisStore:
             store._adopt(max_waiting=None, wait_timeout=pool_timeout)
             return store
         client = _cluster_client(_CLUSTER[scheme], parts.netloc, query, max_connections)
-    except ValueError as exc:
-        # redis-py names the option it could not read; the URL may hold a
-        # password, so it is not repeated here.
-        raise ConfigurationError(f"invalid Redis store URL: {exc}") from None
+    except (ValueError, RedisClusterException):
+        # redis-py's messages may quote parts of the URL, the password
+        # among them; the options were checked above, so say it generally.
+        raise ConfigurationError(
+            "invalid Redis store URL: redis-py could not read it"
+        ) from None
     store = RedisStore(client, prefix=prefix)
     # The asyncio cluster client raises MaxConnectionsError at once when a
     # node's pool is exhausted; the store makes callers queue instead.
@@ -84,18 +111,84 @@ def store_from_url(url: str) -> RedisStore:
     return store
 
 
-def _number(
-    options: dict[str, str], name: str, default: float, kind: type[float] | type[int]
-) -> float:
-    raw = options.pop(name, None)
+def _options(query: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in options:
+            raise ConfigurationError(
+                f"Redis store URL option {name!r} is given more than once"
+            )
+        parser = URL_QUERY_ARGUMENT_PARSERS.get(name)
+        if parser is not None:
+            try:
+                parser(value)
+            except (TypeError, ValueError):
+                raise ConfigurationError(
+                    f"Redis store URL option {name!r} has an invalid value"
+                ) from None
+        options[name] = value
+    return options
+
+
+def _max_connections(options: dict[str, str]) -> int:
+    raw = options.pop("max_connections", None)
     if raw is None:
-        return default
+        return DEFAULT_MAX_CONNECTIONS
     try:
-        return kind(raw)
+        value = int(raw)
     except ValueError:
+        value = 0
+    if value < 1:
         raise ConfigurationError(
-            f"{name} in a Redis store URL must be a number"
-        ) from None
+            "max_connections in a Redis store URL must be a whole number >= 1"
+        )
+    return value
+
+
+def _pool_timeout(options: dict[str, str]) -> float:
+    raw = options.pop("pool_timeout", None)
+    if raw is None:
+        return DEFAULT_POOL_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigurationError(
+            "pool_timeout in a Redis store URL must be a finite number of seconds >= 0"
+        )
+    return value
+
+
+def _database(path: str, option: str | None, cluster: bool) -> int:
+    """The database number from the URL's path or its ``db`` option."""
+    if path not in ("", "/") and option is not None:
+        raise ConfigurationError(
+            "a Redis store URL names its database once, in the path or as db="
+        )
+    text = path[1:] if option is None else option
+    if text == "":
+        return 0
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigurationError(
+            "the database of a Redis store URL is a number, as in redis://host:6379/0"
+        )
+    db = int(text)
+    if cluster and db != 0:
+        raise ConfigurationError("a Redis Cluster has only database 0")
+    return db
+
+
+def _standalone_address(netloc: str) -> None:
+    """Check the host and port, which redis-py's messages would quote."""
+    hostport = netloc.rpartition("@")[2]
+    if "," in hostport:
+        raise ConfigurationError(
+            "a Redis store URL names one server; for several cluster nodes "
+            "use redis+cluster://"
+        )
+    if hostport:
+        _host_port(hostport)
 
 
 def _cluster_client(
@@ -126,11 +219,11 @@ def _host_port(item: str) -> tuple[str, int]:
         port = port.removeprefix(":")
     else:
         host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
-    if not host:
-        raise ConfigurationError("a Redis Cluster URL names each node as host:port")
-    try:
-        return unquote(host), int(port) if port else 6379
-    except ValueError:
+    if port == "":
+        port = "6379"
+    if not (host and port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         raise ConfigurationError(
-            "a Redis Cluster URL names each node as host:port"
-        ) from None
+            "a Redis store URL names each server as host:port, the port a "
+            "number from 1 to 65535"
+        )
+    return unquote(host), int(port)

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -73,10 +74,17 @@ _SCHEMA: Final = (
 # RETURNING sees only the new row, and a retry at the same clock reading
 # leaves every other column as a rotation would; comparing the generations
 # tells ROTATED from RETRIED.
+# A family created at or before its subject's remembered cut-off (a login
+# that raced a logout everywhere) is stored revoked at the cut-off, in the
+# same statement, so no revoke_subject can fall between check and insert.
 _CREATE: Final = """INSERT INTO {families} (
     id, subject, user_data, "current", previous, created_at, rotated_at,
     expires_at, family_expires_at, revoked_at, generation, rotated_generation
-) VALUES (?, ?, ?, ?, NULL, ?, NULL, ?, ?, NULL, 0, 0)"""
+) SELECT :family_id, :subject, :user_data, :token, NULL, :created_at, NULL,
+    :expires_at, :family_expires_at,
+    (SELECT revoked_at FROM {cutoffs} WHERE subject = :subject
+        AND revoked_at >= :created_at AND remember_until > revoked_at),
+    0, 0"""
 # Cases 4 and 5 of Store.rotate in one statement; SET expressions read the
 # row as it was before the update.
 _ROTATE: Final = """UPDATE {families} SET
@@ -91,7 +99,7 @@ _ROTATE: Final = """UPDATE {families} SET
     generation = generation + 1
 WHERE id = :family_id AND revoked_at IS NULL AND expires_at > :now
     AND ("current" = :presented
-        OR (previous = :presented AND :now < rotated_at + :grace))
+        OR (:grace > 0 AND previous = :presented AND :now < rotated_at + :grace))
 RETURNING subject, user_data, expires_at, generation = rotated_generation"""
 # Case 4 without a successor: the family is retired.
 _RETIRE: Final = """UPDATE {families} SET
@@ -191,11 +199,21 @@ def _require_asyncio() -> None:
 
 
 async def _close_quietly(conn: aiosqlite.Connection) -> None:
-    with (
-        anyio.CancelScope(shield=True),
-        contextlib.suppress(sqlite3.Error, OSError, ValueError),
-    ):
-        await conn.close()
+    """Close ``conn`` and wait for its thread to end, whatever state it is in.
+
+    When aiosqlite fails to connect it queues a stop for its thread without
+    waiting for it; the thread then reports back to an event loop that may be
+    closed by the time it gets there, and dies with "Event loop is closed".
+    Joining the thread here keeps it from outliving a failed setup.
+    """
+    with anyio.CancelScope(shield=True):
+        with contextlib.suppress(sqlite3.Error, OSError, ValueError):
+            await conn.close()
+        # aiosqlite 0.21 moved the thread from the Connection itself (a
+        # Thread subclass until 0.20) to a private attribute.
+        thread: object = getattr(conn, "_thread", conn)
+        if isinstance(thread, threading.Thread) and thread.ident is not None:
+            await anyio.to_thread.run_sync(thread.join)
 
 
 def _optional_float(value: Any) -> float | None:
@@ -353,10 +371,11 @@ class SQLiteStore(Store):
     async def _connect(self) -> aiosqlite.Connection:
         # isolation_level=None: autocommit, so each statement is its own
         # transaction and explicit BEGIN IMMEDIATE means what it says.
-        conn = await aiosqlite.connect(
+        conn = aiosqlite.connect(
             self._path, timeout=self._busy_timeout, isolation_level=None
         )
         try:
+            await conn
             await conn.execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             await _close_quietly(conn)
@@ -416,15 +435,15 @@ class SQLiteStore(Store):
             with _translate("create a family"):
                 await db.execute_fetchall(
                     self._sql.create,
-                    (
-                        family.family_id,
-                        family.subject,
-                        family.user_data,
-                        family.token,
-                        family.created_at,
-                        family.expires_at,
-                        family.family_expires_at,
-                    ),
+                    {
+                        "family_id": family.family_id,
+                        "subject": family.subject,
+                        "user_data": family.user_data,
+                        "token": family.token,
+                        "created_at": family.created_at,
+                        "expires_at": family.expires_at,
+                        "family_expires_at": family.family_expires_at,
+                    },
                 )
         except StoreError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
@@ -546,7 +565,15 @@ def store_from_url(url: str) -> SQLiteStore:
     The query may set ``table_prefix`` and ``busy_timeout`` (seconds), as in
     ``sqlite:///tokens.db?busy_timeout=2``.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # Unbalanced [brackets] in the host part; urlsplit's message would
+        # quote the URL.
+        raise ConfigurationError(
+            "an SQLite store URL names no host: write sqlite:///relative.db or "
+            "sqlite:////absolute/path.db"
+        ) from None
     if parts.scheme != "sqlite":
         raise ConfigurationError(
             "an SQLite store URL starts with sqlite:/// (sqlite:///relative.db "

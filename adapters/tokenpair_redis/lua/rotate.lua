@@ -48,7 +48,7 @@ if index then
     local cutoff = string.sub(index, 1, -68) .. ':c:' .. string.sub(index, -64)
     local cut = redis.call('HMGET', cutoff, 'at', 'until')
     if cut[1] and now < tonumber(cut[2])
-            and tonumber(created_at) < tonumber(cut[1]) then
+            and tonumber(created_at) <= tonumber(cut[1]) then
         redis.call('HSET', family, 'r', cut[1])
         return {'revoked', subject, data, expires_at}
     end
@@ -72,9 +72,12 @@ if presented == current then
         return {status, subject, new_data, expires_at}
     end
     redis.call('HSET', family, 'p', current, 'ra', ARGV[4])
-elseif has_successor and previous and presented == previous
+elseif has_successor and tonumber(ARGV[6]) > 0 and previous
+        and presented == previous
         and now < tonumber(rotated_at) + tonumber(ARGV[6]) then
-    -- 5. the token rotated last, within the grace window
+    -- 5. the token rotated last, within the grace window. Without a grace
+    -- window there is no retry, even for a clock that reads before the
+    -- rotation.
     status = 'retried'
 else
     -- 6. reuse
