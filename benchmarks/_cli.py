@@ -1,0 +1,294 @@
+"""``python -m benchmarks``: options, finding the stores, writing results."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tokenpair import ConfigurationError, open_store
+
+from ._backends import (
+    Backend,
+    MemoryBackend,
+    MongoBackend,
+    RedisBackend,
+    SQLiteBackend,
+    run_id,
+)
+from ._display import make_display, render_markdown, render_summary
+from ._run import Config, run
+from ._targets import evaluate
+
+__all__ = ["main"]
+
+STORES = ("memory", "sqlite", "redis", "mongodb")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_PROBE_SECONDS = 2.0
+
+
+def _positive_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not values or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError("give one or more integers >= 1")
+    return tuple(dict.fromkeys(values))
+
+
+def _store_list(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in STORES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"stores are a comma-separated subset of {', '.join(STORES)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def _cpu_list(text: str) -> set[int]:
+    try:
+        cpus = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        message = f"not a list of CPU numbers: {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    if not cpus or min(cpus) < 0:
+        raise argparse.ArgumentTypeError("give CPU numbers >= 0")
+    return cpus
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError("give a number of seconds > 0")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Throughput, latency, round trips and storage of tokenpair's "
+        "stores, each figure next to a floor measured in the same run.",
+    )
+    parser.add_argument(
+        "--stores",
+        type=_store_list,
+        help="comma-separated subset of memory,sqlite,redis,mongodb (default: "
+        "memory, sqlite and every server that answers)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_list,
+        default=(1, 64),
+        help="tasks running each operation at once, comma-separated (default 1,64)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=5.0,
+        help="seconds per operation and concurrency level (default 5)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="interleaved rounds the duration is split into (default: about "
+        "one per second)",
+    )
+    parser.add_argument(
+        "--families",
+        type=int,
+        default=10_000,
+        help="families issued to measure storage per family (default 10000; "
+        "0 skips it)",
+    )
+    parser.add_argument(
+        "--race",
+        type=int,
+        default=100,
+        help="concurrent refreshes of one token in the race check (default 100)",
+    )
+    parser.add_argument(
+        "--cpus",
+        type=_cpu_list,
+        help="pin the benchmark (its event loop and driver threads) to these "
+        "CPUs, e.g. 0 or 0,1 (Linux)",
+    )
+    parser.add_argument("--json", type=Path, help="write the results as JSON")
+    parser.add_argument("--plot", type=Path, help="write a PNG chart")
+    parser.add_argument(
+        "--markdown", type=Path, help="write the result tables as Markdown"
+    )
+    parser.add_argument(
+        "--redis-url",
+        help=f"Redis store URL (default $TOKENPAIR_REDIS_URL or {DEFAULT_REDIS_URL})",
+    )
+    parser.add_argument(
+        "--mongodb-url", help="MongoDB URL (default $TOKENPAIR_MONGODB_URL)"
+    )
+    parser.add_argument(
+        "--sqlite-path",
+        help="SQLite file to create and remove (default: a temporary directory)",
+    )
+    return parser
+
+
+async def _probe_redis(url: str) -> str | None:
+    """Why the Redis store cannot be used, or ``None`` if it answers."""
+    try:
+        store = open_store(url)
+    except ConfigurationError as exc:
+        return str(exc)
+    except Exception as exc:  # an adapter still being written, say
+        return f"the Redis store could not be made ({type(exc).__name__}: {exc})"
+    try:
+        client = getattr(store, "client", None)
+        if client is None:
+            return "the Redis store does not expose its client"
+        async with asyncio.timeout(_PROBE_SECONDS):
+            await client.ping()
+    except Exception as exc:
+        return f"no answer to PING within {_PROBE_SECONDS:g} s ({type(exc).__name__})"
+    finally:
+        # A probe's client failing to close changes nothing about the run.
+        with contextlib.suppress(Exception):
+            await store.aclose()
+    return None
+
+
+async def _probe_mongodb(url: str) -> str | None:
+    try:
+        from pymongo import AsyncMongoClient
+
+        import tokenpair_mongodb  # noqa: F401
+    except ImportError as exc:
+        return f"the mongodb extra is missing ({exc.name})"
+    client: Any = AsyncMongoClient(
+        url, serverSelectionTimeoutMS=int(_PROBE_SECONDS * 1000)
+    )
+    try:
+        await client.admin.command("ping")
+    except Exception as exc:
+        return f"no answer to ping ({type(exc).__name__})"
+    finally:
+        await client.close()
+    return None
+
+
+async def _choose(
+    args: argparse.Namespace, secret: bytes, run: str
+) -> tuple[list[Backend], list[str], list[str]]:
+    """The backends to run, what was skipped and why, and fatal problems."""
+    explicit = args.stores is not None
+    wanted = args.stores or STORES
+    redis_url = args.redis_url or os.environ.get("TOKENPAIR_REDIS_URL")
+    mongodb_url = args.mongodb_url or os.environ.get("TOKENPAIR_MONGODB_URL")
+    backends: list[Backend] = []
+    skipped: list[str] = []
+    errors: list[str] = []
+    for name in wanted:
+        problem: str | None = None
+        if name == "memory":
+            backends.append(MemoryBackend(secret, run))
+            continue
+        if name == "sqlite":
+            try:
+                import tokenpair_sqlite  # noqa: F401
+            except ImportError as exc:
+                problem = f"the sqlite extra is missing ({exc.name})"
+            else:
+                backends.append(SQLiteBackend(secret, run, args.sqlite_path))
+                continue
+        elif name == "redis":
+            url = redis_url or DEFAULT_REDIS_URL
+            problem = await _probe_redis(url)
+            if problem is None:
+                backends.append(RedisBackend(secret, run, url))
+                continue
+        elif name == "mongodb":
+            if mongodb_url is None:
+                problem = "no --mongodb-url or TOKENPAIR_MONGODB_URL given"
+            else:
+                problem = await _probe_mongodb(mongodb_url)
+                if problem is None:
+                    backends.append(MongoBackend(secret, run, mongodb_url))
+                    continue
+        (errors if explicit else skipped).append(f"{name}: {problem}")
+    return backends, skipped, errors
+
+
+def _finite(value: Any) -> Any:
+    """NaN (an operation with no calls) as null, which JSON can hold."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+async def _main(args: argparse.Namespace) -> int:
+    secret = secrets.token_bytes(32)
+    backends, skipped, errors = await _choose(args, secret, run_id())
+    if errors:
+        for error in errors:
+            print(f"cannot benchmark {error}", file=sys.stderr)
+        return 1
+    duration: float = args.duration
+    rounds = args.rounds or max(1, round(duration))
+    config = Config(
+        concurrency=args.concurrency,
+        duration=duration,
+        rounds=rounds,
+        families=max(0, args.families),
+        race=max(2, args.race),
+    )
+    display = make_display()
+    for reason in skipped:
+        display.note(f"skipping {reason}")
+    try:
+        report = await run(config, secret, backends, display)
+    finally:
+        display.stop()
+    report["skipped"] = skipped
+    if hasattr(os, "sched_getaffinity"):
+        report["settings"]["cpu_affinity"] = sorted(os.sched_getaffinity(0))
+    report["targets"] = evaluate(report)
+    report = _finite(report)
+    render_summary(report)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+        print(f"wrote {args.json}")
+    if args.markdown is not None:
+        args.markdown.write_text(render_markdown(report))
+        print(f"wrote {args.markdown}")
+    if args.plot is not None:
+        from ._plot import plot
+
+        plot(report, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        _parser().error("--rounds must be at least 1")
+    if args.cpus is not None:
+        if not hasattr(os, "sched_setaffinity"):
+            _parser().error("--cpus needs Linux")
+        # Before any thread starts, so that driver threads inherit it.
+        os.sched_setaffinity(0, args.cpus)
+    return asyncio.run(_main(args))

@@ -1,0 +1,197 @@
+"""``python -m benchmarks`` runs end to end and reports every figure it
+promises. A fraction of a second per operation: this checks the benchmark,
+never the speed of anything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+OPERATIONS = ("issue", "refresh", "verify", "authenticate", "revoke")
+LEVELS = (1, 4)
+RACE = 100
+
+
+def run_benchmark(tmp_path: Path, stores: str, *options: str) -> dict[str, Any]:
+    output = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--stores",
+            stores,
+            "--concurrency",
+            ",".join(map(str, LEVELS)),
+            "--duration",
+            "0.05",
+            "--families",
+            "200",
+            "--race",
+            str(RACE),
+            "--json",
+            str(output),
+            *options,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report: dict[str, Any] = json.loads(output.read_text())
+    return report
+
+
+def rows(report: dict[str, Any], kind: str) -> dict[tuple[str, str, int], Any]:
+    return {
+        (row["store"], row["operation"], row["concurrency"]): row
+        for row in report["results"]
+        if row["kind"] == kind
+    }
+
+
+def check_store(report: dict[str, Any], store: str) -> None:
+    ours = rows(report, "ours")
+    for operation in OPERATIONS:
+        for level in LEVELS:
+            row = ours[(store, operation, level)]
+            assert row["throughput"] > 0, row
+            assert row["p50_us"] > 0, row
+            assert row["p99_us"] >= row["p50_us"], row
+            assert row["floor"] in row["ratios"], row
+            assert row["ratio"] is not None, row
+            assert row["ratio"] > 0, row
+            assert all(value is not None for value in row["ratios"].values()), row
+    floors = rows(report, "floor")
+    for (floor_store, name, level), row in floors.items():
+        if floor_store == store:
+            assert row["throughput"] > 0, (name, level)
+
+    counted = report["round_trips"][store]
+    assert counted["refresh"]["store_calls"] == {"rotate": 1}
+    assert counted["issue"]["store_calls"]["create_family"] == 1
+    assert counted["verify"]["store_calls"] == {}
+
+    race = report["race"]["ours"][store]
+    assert race["reuse_grace_0"]["accepted"] == 1
+    assert sum(race["reuse_grace_0"]["refused"].values()) == RACE - 1
+    assert race["reuse_grace_default"]["usable_successors"] == 1
+
+    footprint = report["footprint"][store]
+    assert footprint["families"] == 200
+    assert footprint["bytes_per_family_issued"] > 0
+    assert footprint["bytes_per_family_rotated"] > 0
+    assert report["servers"][store]
+
+
+def check_environment(report: dict[str, Any]) -> None:
+    environment = report["environment"]
+    assert environment["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
+    assert environment["packages"]["joserfc"]
+    assert environment["machine"]["logical_cores"]
+    assert report["targets"]
+
+
+def test_memory_and_sqlite(tmp_path: Path) -> None:
+    """Both in-process stores, every figure, and the chart."""
+    chart = tmp_path / "bench.png"
+    database = tmp_path / "bench.db"
+
+    report = run_benchmark(
+        tmp_path,
+        "memory,sqlite",
+        "--plot",
+        str(chart),
+        "--sqlite-path",
+        str(database),
+    )
+
+    assert report["stores"] == ["memory", "sqlite"]
+    check_environment(report)
+    check_store(report, "memory")
+    check_store(report, "sqlite")
+    assert report["servers"]["sqlite"]["version"]
+    assert report["round_trips"]["sqlite"]["refresh"]["statements"]
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert not list(tmp_path.glob("bench*.db*")), "the run leaves no database"
+
+
+def test_redis_with_the_hand_rolled_peer(tmp_path: Path, redis_url: str) -> None:
+    """Redis adds server commands, its floors and the hand-rolled peer."""
+    report = run_benchmark(tmp_path, "redis", "--redis-url", redis_url)
+
+    check_environment(report)
+    check_store(report, "redis")
+    assert report["servers"]["redis"]["version"]
+    counted = report["round_trips"]["redis"]
+    assert counted["refresh"]["round_trips"]
+    assert counted["refresh"]["server_commands"]
+    assert counted["floor:write"]["round_trips"] == {"EVALSHA": 1}
+    peer = rows(report, "peer")
+    for operation in OPERATIONS:
+        for level in LEVELS:
+            row = peer[("redis", operation, level)]
+            assert row["throughput"] > 0, row
+            assert row["ours_vs_peer_throughput"] is not None, row
+    assert 1 <= report["race"]["peer"]["accepted"] <= RACE
+
+
+def test_mongodb(tmp_path: Path, mongodb_url: str) -> None:
+    """MongoDB adds commands counted by a PyMongo listener."""
+    report = run_benchmark(tmp_path, "mongodb", "--mongodb-url", mongodb_url)
+
+    check_environment(report)
+    check_store(report, "mongodb")
+    assert report["round_trips"]["mongodb"]["refresh"]["round_trips"]
+
+
+def test_a_store_asked_for_but_unreachable_fails_the_run(tmp_path: Path) -> None:
+    """Naming a store that does not answer is an error, not a silent skip."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--stores",
+            "redis",
+            "--redis-url",
+            "redis://127.0.0.1:1/0",
+            "--json",
+            str(tmp_path / "bench.json"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 1
+    assert "cannot benchmark redis" in completed.stderr
+    assert not (tmp_path / "bench.json").exists()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--concurrency", "0"], ["--duration", "-1"], ["--stores", "oracle"]],
+)
+def test_bad_options_are_refused(options: list[str]) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", *options],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 2
+    assert "usage:" in completed.stderr
