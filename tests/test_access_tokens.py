@@ -309,3 +309,15 @@ def test_bad_keys_are_configuration_errors(
 def test_bad_settings_are_configuration_errors(option: str, value: Any) -> None:
     with pytest.raises(ConfigurationError, match=option.split("_")[0]):
         TokenPairManager(SECRET, **{option: value})
+
+
+async def test_signing_matches_joserfc_byte_for_byte() -> None:
+    """The manager encodes its fixed header once, but what it signs is what
+    joserfc's own jwt.encode would make of the same header and claims."""
+    manager = TokenPairManager(SECRET, issuer="https://id.example")
+    pair = await manager.generate_token_pair({"sub": "ünïcode"})
+    header, claims = _parts(pair.access_token)
+    expected = jwt.encode(
+        header, claims, OctKey.import_key(SECRET), ["HS256"], default_type=None
+    )
+    assert pair.access_token == expected

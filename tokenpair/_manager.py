@@ -16,6 +16,7 @@ from typing import Any, Self, TypeAlias
 import anyio
 from joserfc import jwt
 from joserfc.errors import JoseError
+from joserfc.jws import JWSRegistry
 
 from ._errors import (
     AccessTokenExpiredError,
@@ -160,6 +161,11 @@ class TokenPairManager:
             "typ": "at+jwt",
             "kid": self._keys.signing_kid,
         }
+        # The header never changes, so it is encoded once; joserfc's own
+        # algorithm object still makes every signature.
+        header_json = json.dumps(self._header, separators=(",", ":")).encode("ascii")
+        self._signing_prefix = _b64(header_json) + b"."
+        self._signer = JWSRegistry(algorithms=self._algorithms).get_alg(algorithm)
         self._tag_key = self._keys.tag_keys[0]
         self._verify_key: JoseKey | Callable[[Any], JoseKey] = (
             self._keys.signing_key if len(self._keys.keys) == 1 else self._pick_key
@@ -553,7 +559,12 @@ class TokenPairManager:
         if user_data is None:
             raise InvalidUserDataError("no user data was given")
         stored = _to_json(user_data)
-        restored = json.loads(stored)
+        if self._identity is None and self._payload is None:
+            # Nothing but the subject is read, and JSON keeps a string key's
+            # value as it is, so the round trip below can be skipped.
+            restored = user_data if isinstance(user_data, dict) else None
+        else:
+            restored = json.loads(stored)
         if self._identity is not None:
             subject = _subject(_call("identity", self._identity, restored))
         elif isinstance(restored, dict) and ("sub" in restored or "id" in restored):
@@ -631,13 +642,10 @@ class TokenPairManager:
         claims["exp"] = expires_at
         claims["iat"] = issued_at
         claims["jti"] = _new_jti(now)
-        token = jwt.encode(
-            self._header,
-            claims,
-            self._keys.signing_key,
-            self._algorithms,
-            default_type=None,
-        )
+        payload = json.dumps(claims, ensure_ascii=False, separators=(",", ":"))
+        signing_input = self._signing_prefix + _b64(payload.encode("utf-8"))
+        signature = self._signer.sign(signing_input, self._keys.signing_key)
+        token = (signing_input + b"." + _b64(signature)).decode("ascii")
         return token, issued_at, expires_at
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
@@ -833,6 +841,10 @@ def _optional_time(claims: dict[str, Any], name: str) -> float | None:
     if not math.isfinite(value):
         raise InvalidAccessTokenError(f"the {name} claim is not a finite number")
     return float(value)
+
+
+def _b64(raw: bytes) -> bytes:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=")
 
 
 def _micros(seconds: float) -> int:
