@@ -424,22 +424,54 @@ async def test_key_lifetimes_count_from_the_given_now(
     assert 299_000 < await pttl(client, cutoff) <= 300_000
 
 
-async def test_the_subject_index_drops_expired_families(
-    store: RedisStore, client: Client
-) -> None:
-    """Touching the index removes members expired by the given now."""
-    short = await create(store, ttl=10)
-    long = await create(store, ttl=100)
-    index, _ = store._subject_keys("alice")
-
-    await store.rotate(rotation(long, "digest-0", "digest-1", T0 + 20))
-
-    members = {
+async def index_members(client: Client, index: str) -> set[str]:
+    return {
         m.decode() if isinstance(m, bytes) else m
         for m in await client.zrange(index, 0, -1)
     }
-    assert members == {store.family_key(long)}
+
+
+async def test_the_subject_index_drops_expired_families(
+    store: RedisStore, client: Client
+) -> None:
+    """Creating a family removes members expired by the given now; rotations
+    only move their own member, so the index never outgrows the families live
+    at the subject's last login."""
+    short = await create(store, ttl=10)
+    long = await create(store, ttl=100)
+    index, _ = store._subject_keys("alice")
+    for step in range(5):
+        await store.rotate(
+            rotation(long, f"digest-{step}", f"digest-{step + 1}", T0 + 20 + step)
+        )
+    assert await index_members(client, index) == {
+        store.family_key(short),
+        store.family_key(long),
+    }
+
+    newest = await create(store, now=T0 + 30)
+
+    assert await index_members(client, index) == {
+        store.family_key(long),
+        store.family_key(newest),
+    }
     assert await store.get_family(short) is not None, "only the index forgets it"
+
+
+async def test_a_rotation_puts_back_a_family_a_lost_index_dropped(
+    store: RedisStore, client: Client
+) -> None:
+    """A rotation re-enters its family in an index that has gone, and gives
+    the new index the family's lifetime, so it neither lingers nor leaves a
+    live family out."""
+    family_id = await create(store)
+    index, _ = store._subject_keys("alice")
+    await client.delete(index)
+
+    await store.rotate(rotation(family_id, "digest-0", "digest-1", T0 + 1, ttl=90))
+
+    assert await index_members(client, index) == {store.family_key(family_id)}
+    assert 89_000 < await pttl(client, index) <= 90_000
 
 
 # -- revocation -------------------------------------------------------------

@@ -37,7 +37,13 @@ _T = TypeVar("_T")
 #: it is.
 TAG_LENGTH = 4
 
-_STATUSES = {status.value: status for status in RotationStatus}
+#: Keyed by the status both as the bytes a raw client returns and as the text
+#: a decoding client returns, so that a reply needs no decoding to be read.
+_STATUSES: dict[bytes | str, RotationStatus] = {
+    **{status.value: status for status in RotationStatus},
+    **{status.value.encode(): status for status in RotationStatus},
+}
+_RENEWED = (RotationStatus.ROTATED, RotationStatus.RETRIED)
 
 
 def subject_tag(subject: str) -> str:
@@ -240,29 +246,32 @@ class RedisStore(Store):
             raise StoreError("a family with this id exists already")
 
     async def rotate(self, rotation: Rotation) -> RotationResult:
+        successor = rotation.successor
+        now = rotation.now
+        args = [
+            rotation.presented,
+            "" if successor is None else successor,
+            "0" if successor is None else "1",
+            _float(now),
+            _float(now + rotation.refresh_ttl),
+            _float(rotation.reuse_grace),
+            secrets.token_hex(8),
+        ]
+        if rotation.user_data is not None:
+            args.append(rotation.user_data)
         reply = await self._run(
             "rotate a refresh token",
             self._rotate,
             [self.family_key(rotation.family_id)],
-            [
-                rotation.presented,
-                rotation.successor or "",
-                "0" if rotation.successor is None else "1",
-                _float(rotation.now),
-                _float(rotation.now + rotation.refresh_ttl),
-                _float(rotation.reuse_grace),
-                rotation.user_data or "",
-                "0" if rotation.user_data is None else "1",
-                secrets.token_hex(8),
-            ],
+            args,
         )
-        status = _STATUSES[_text(reply[0])]
+        status = _STATUSES[reply[0]]
         if status is RotationStatus.REUSED:
             return RotationResult(status, _text(reply[1]))
-        if status not in (RotationStatus.ROTATED, RotationStatus.RETRIED):
+        if status not in _RENEWED:
             return RotationResult(status)
         subject, user_data = _text(reply[1]), _text(reply[2])
-        if rotation.successor is None:
+        if successor is None:
             return RotationResult(status, subject, user_data)
         return RotationResult(status, subject, user_data, float(reply[3]))
 

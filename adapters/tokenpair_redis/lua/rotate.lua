@@ -7,9 +7,8 @@
 -- ARGV[4]  now (the manager's clock)
 -- ARGV[5]  now + refresh_ttl, as computed by the client
 -- ARGV[6]  reuse_grace in seconds
--- ARGV[7]  new user data (ignored unless ARGV[8] is '1')
--- ARGV[8]  '1' to replace the user data
--- ARGV[9]  call nonce: a resent copy of this very call gets the first answer
+-- ARGV[7]  call nonce: a resent copy of this very call gets the first answer
+-- ARGV[8]  new user data; present only to replace it
 --
 -- Returns {status, subject, user data, expires_at}; the last three only when
 -- the family exists. The subject's index and cut-off are found through the
@@ -27,7 +26,7 @@ if not subject then
 end
 -- The reply to an earlier copy of this call was lost and the client sent it
 -- again: answer as the first time instead of judging it as a second use.
-if last_nonce == ARGV[9] then
+if last_nonce == ARGV[7] then
     return {last_status, subject, data, expires_at}
 end
 -- 2. revoked
@@ -58,8 +57,8 @@ local presented = ARGV[1]
 local has_successor = ARGV[3] == '1'
 local next_generation = string.format('%.0f', tonumber(generation) + 1)
 local new_data = data
-if ARGV[8] == '1' then
-    new_data = ARGV[7]
+if #ARGV >= 8 then
+    new_data = ARGV[8]
 end
 
 local status
@@ -68,10 +67,9 @@ if presented == current then
     status = 'rotated'
     if not has_successor then
         redis.call('HSET', family, 'r', ARGV[4], 'g', next_generation,
-            'u', new_data, 'n', ARGV[9], 'ls', status)
+            'u', new_data, 'n', ARGV[7], 'ls', status)
         return {status, subject, new_data, expires_at}
     end
-    redis.call('HSET', family, 'p', current, 'ra', ARGV[4])
 elseif has_successor and tonumber(ARGV[6]) > 0 and previous
         and presented == previous
         and now < tonumber(rotated_at) + tonumber(ARGV[6]) then
@@ -81,7 +79,7 @@ elseif has_successor and tonumber(ARGV[6]) > 0 and previous
     status = 'retried'
 else
     -- 6. reuse
-    redis.call('HSET', family, 'r', ARGV[4], 'n', ARGV[9], 'ls', 'reused')
+    redis.call('HSET', family, 'r', ARGV[4], 'n', ARGV[7], 'ls', 'reused')
     return {'reused', subject, data, expires_at}
 end
 
@@ -89,15 +87,24 @@ local renewed = ARGV[5]
 if cap and tonumber(cap) < tonumber(renewed) then
     renewed = cap
 end
-redis.call('HSET', family, 'c', ARGV[2], 'e', renewed, 'g', next_generation,
-    'u', new_data, 'n', ARGV[9], 'ls', status)
+if status == 'rotated' then
+    redis.call('HSET', family, 'p', current, 'ra', ARGV[4], 'c', ARGV[2],
+        'e', renewed, 'g', next_generation, 'u', new_data, 'n', ARGV[7],
+        'ls', status)
+else
+    redis.call('HSET', family, 'c', ARGV[2], 'e', renewed,
+        'g', next_generation, 'u', new_data, 'n', ARGV[7], 'ls', status)
+end
 -- Relative to now, so that the key outlives the family by the manager's
 -- clock whatever Redis's own clock says.
 local ms = math.max(1, math.ceil((tonumber(renewed) - now) * 1000))
 ms = string.format('%.0f', ms)
 redis.call('PEXPIRE', family, ms)
 if index then
-    redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[4])
+    -- No trimming on every refresh: create.lua drops expired members before
+    -- it adds one, and this only moves the family's own member (or puts it
+    -- back in an index that was lost), so the index holds at most the
+    -- families live at the subject's last login.
     redis.call('ZADD', index, renewed, family)
     if redis.call('PTTL', index) < tonumber(ms) then
         redis.call('PEXPIRE', index, ms)
