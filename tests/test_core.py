@@ -350,3 +350,49 @@ async def test_a_jwt_given_as_refresh_token_is_named_as_such() -> None:
     pair = await manager.generate_token_pair({"sub": "a"})
     with pytest.raises(InvalidRefreshTokenError, match="JWT was given"):
         await manager.refresh(pair.access_token)
+
+
+def test_purge_refuses_what_it_cannot_purge(tmp_path: Any) -> None:
+    """A mistyped SQLite path is an error, not a new empty database."""
+    for url, message in [
+        ("sqlite:///missing.db", "no database file"),
+        ("memory://", "nothing to purge"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "tokenpair", "purge", "--store", url],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert message in result.stderr
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_purge_removes_expired_state_from_a_sqlite_file(tmp_path: Any) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "tokenpair", "demo"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokenpair",
+            "purge",
+            "--store",
+            "sqlite:///tokenpair-demo.db",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("removed 0 expired records")

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 import anyio
 
 from ._errors import (
+    ConfigurationError,
     InvalidAccessTokenError,
     RefreshTokenError,
     TokenPairError,
 )
 from ._manager import TokenPairManager
+from ._memory import MemoryStore
 from ._urls import open_store
 
 __all__ = ["main"]
@@ -99,6 +101,15 @@ async def _demo(store_url: str) -> None:
 
 async def _purge(store_url: str) -> None:
     store = open_store(store_url)
+    if isinstance(store, MemoryStore):
+        raise ConfigurationError(
+            "a memory:// store lives inside one process; there is nothing to purge"
+        )
+    # A file store opened here would create the file; purging a database
+    # that does not exist is a mistyped path, not an empty store.
+    path = getattr(store, "path", None)
+    if isinstance(path, str) and not await anyio.Path(path).exists():
+        raise ConfigurationError(f"there is no database file at {path}")
     async with store:
         removed = await store.purge_expired(time.time())
     _say(f"removed {removed} expired records")
