@@ -396,3 +396,23 @@ def test_purge_removes_expired_state_from_a_sqlite_file(tmp_path: Any) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("removed 0 expired records")
+
+
+def test_the_demo_never_prints_a_store_password(tmp_path: Any) -> None:
+    for url in (
+        "redis://default:S3CRETPW@127.0.0.1:1/0",  # reached, then refused
+        "redis://default:S3CRET/PW@127.0.0.1:1/0",  # not even a valid URL
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "tokenpair", "demo", "--store", url],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert "S3CRET" not in result.stdout + result.stderr
+        assert "PW" not in result.stdout + result.stderr
+        if "S3CRETPW" in url:
+            assert "Store: redis://***@127.0.0.1:1/0" in result.stdout

@@ -848,7 +848,14 @@ def test_split_url(url: str, driver_url: str, database: str, collection: str) ->
 
 
 @pytest.mark.parametrize(
-    "url", ["redis://localhost", "mongodb://", "mongodb://h/db?collection="]
+    "url",
+    [
+        "redis://localhost",
+        "mongodb://",
+        "mongodb://h/db?collection=",
+        "mongodb://h/db#fragment",
+        "mongodb://h/db?collection=a&collection=b",
+    ],
 )
 def test_split_url_rejects(url: str) -> None:
     from tokenpair import ConfigurationError
@@ -878,6 +885,32 @@ async def test_store_from_url_owns_its_client(
     with pytest.raises(InvalidOperation):
         await client[database][name].find_one({})
     await store.aclose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mongodb://127.0.0.1/db?tls=yes",
+        "mongodb://127.0.0.1/db?bogusOption=1",
+        "mongodb://127.0.0.1/db?serverSelectionTimeoutMS=abc",
+        "mongodb://user:S3CRET@127.0.0.1:notaport/db",
+        "mongodb://user:S3CR/ET@127.0.0.1/db",
+        "mongodb://user:S3C@RET@127.0.0.1/db",
+        "mongodb://127.0.0.1/d.b",
+        "mongodb://127.0.0.1/db?collection=a$b",
+    ],
+)
+def test_store_from_url_refuses_what_the_driver_would_ignore_or_crash_on(
+    url: str,
+) -> None:
+    """Misspelt options are not dropped silently (tls=yes would connect in
+    plain text), and no driver error or password escapes."""
+    from tokenpair import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as caught:
+        store_from_url(url)
+    assert "S3C" not in str(caught.value)
+    assert caught.value.__cause__ is None
 
 
 async def test_store_from_url_does_no_io() -> None:

@@ -58,10 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _demo(store_url: str) -> None:
     # A key of its own for every run: the demo's tokens are worthless outside it.
     key = secrets.token_bytes(32)
-    async with TokenPairManager(
-        key, store=open_store(store_url), reuse_grace=0
-    ) as manager:
-        _say(f"Store: {store_url}")
+    store = open_store(store_url)
+    _say(f"Store: {_without_credentials(store_url)}")
+    async with TokenPairManager(key, store=store, reuse_grace=0) as manager:
         user = {"sub": "alice", "name": "Alice", "role": "admin"}
 
         _say("\n1. Log in: generate a token pair")
@@ -113,6 +112,15 @@ async def _purge(store_url: str) -> None:
     async with store:
         removed = await store.purge_expired(time.time())
     _say(f"removed {removed} expired records")
+
+
+def _without_credentials(url: str) -> str:
+    """The URL for display: everything up to its last "@" (user, password,
+    and whatever an unencoded character in a password pushed along) hidden."""
+    scheme, separator, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    return f"{scheme}{separator}***@{rest.rpartition('@')[2]}"
 
 
 def _show(access_token: str, refresh_token: str, expires_in: int) -> None:

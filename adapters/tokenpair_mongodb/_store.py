@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
@@ -11,6 +12,7 @@ from pymongo import ASCENDING, AsyncMongoClient, ReadPreference, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from tokenpair import (
+    ConfigurationError,
     FamilyState,
     NewFamily,
     Rotation,
@@ -21,6 +23,10 @@ from tokenpair import (
 )
 
 from ._url import split_url
+
+#: How long a store made from a URL waits for a reachable server, unless the
+#: URL sets ``serverSelectionTimeoutMS`` itself.
+DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5_000
 
 __all__ = ["AsyncCollectionLike", "MongoStore", "store_from_url"]
 
@@ -380,8 +386,26 @@ def store_from_url(url: str) -> MongoStore:
     :meth:`~MongoStore.aclose`.
     """
     parts = split_url(url)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(parts.driver_url)
-    store = MongoStore(client[parts.database][parts.collection])
+    options: dict[str, Any] = {}
+    if "serverselectiontimeoutms" not in parts.driver_url.lower():
+        # PyMongo waits 30 s for a server by default; a store that is down
+        # should fail a request sooner than a client gives up on it.
+        options["serverSelectionTimeoutMS"] = DEFAULT_SERVER_SELECTION_TIMEOUT_MS
+    try:
+        with warnings.catch_warnings():
+            # PyMongo only warns about an option it does not understand (a
+            # misspelt ``tls=yes`` among them) and then ignores it.
+            warnings.simplefilter("error")
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                parts.driver_url, **options
+            )
+            collection = client[parts.database][parts.collection]
+    except (PyMongoError, ValueError, TypeError, Warning) as exc:
+        # The driver's message may quote the URL, credentials included.
+        raise ConfigurationError(
+            f"the MongoDB store URL is not valid ({type(exc).__name__})"
+        ) from None
+    store = MongoStore(collection)
     store._owned_client = client
     return store
 

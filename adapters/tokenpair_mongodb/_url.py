@@ -38,6 +38,8 @@ def split_url(url: str) -> MongoURL:
         raise ConfigurationError(
             "a MongoDB store URL starts with mongodb:// or mongodb+srv://"
         )
+    if "#" in url:
+        raise ConfigurationError("a MongoDB store URL has no #fragment")
     prefix, rest = url[: len(scheme)], url[len(scheme) :]
     # Credentials and hosts cannot hold a raw "/" or "?" (RFC 3986 and the
     # MongoDB connection string spec both require them percent-encoded).
@@ -51,12 +53,18 @@ def split_url(url: str) -> MongoURL:
         raise ConfigurationError("a MongoDB store URL needs at least one host")
 
     collection = DEFAULT_COLLECTION
+    seen_collection = False
     kept: list[str] = []
     for pair in query.split("&"):
         if not pair:
             continue
         name, _, value = pair.partition("=")
         if unquote(name).lower() == "collection":
+            if seen_collection:
+                raise ConfigurationError(
+                    "the collection option appears twice in the MongoDB store URL"
+                )
+            seen_collection = True
             collection = unquote(value)
             if not collection:
                 raise ConfigurationError(

@@ -25,6 +25,7 @@ from tokenpair import (
     RotationStatus,
     Store,
     StoreError,
+    TokenPairError,
 )
 
 __all__ = ["RedisStore"]
@@ -172,7 +173,12 @@ class RedisStore(Store):
                 return await call()
             finally:
                 self._permits.release()
-        except (RedisError, RedisClusterException, OSError) as exc:
+        except TokenPairError:
+            raise
+        except Exception as exc:
+            # Besides its own errors, redis-py can fail with AttributeError or
+            # the like while a cluster node's connections are torn down under
+            # concurrent calls: every failure of the backend is a StoreError.
             raise StoreError(
                 f"the Redis store could not {action} ({type(exc).__name__})"
             ) from exc

@@ -98,7 +98,7 @@ def store_from_url(url: str) -> RedisStore:
             store._adopt(max_waiting=None, wait_timeout=pool_timeout)
             return store
         client = _cluster_client(_CLUSTER[scheme], parts.netloc, query, max_connections)
-    except (ValueError, RedisClusterException):
+    except (ValueError, TypeError, RedisClusterException):
         # redis-py's messages may quote parts of the URL, the password
         # among them; the options were checked above, so say it generally.
         raise ConfigurationError(
