@@ -221,16 +221,7 @@ class TokenPairManager:
         # caller with neither the old token nor a new one.
         await self.store.create_family(family)
         try:
-            result = await self.store.rotate(
-                Rotation(
-                    family_id=old_family,
-                    presented=old_digest,
-                    successor=None,
-                    now=now,
-                    refresh_ttl=self.refresh_ttl,
-                    reuse_grace=0.0,
-                )
-            )
+            result = await self._rotate(old_family, old_digest, None, now)
             if result.status is not RotationStatus.ROTATED:
                 self._refuse(result, old_family)
         except BaseException:
@@ -265,16 +256,13 @@ class TokenPairManager:
             if new_data is not None:
                 now = self.now()
         successor, successor_digest = mint(family_id, self._tag_key)
-        result = await self.store.rotate(
-            Rotation(
-                family_id=family_id,
-                presented=digest,
-                successor=successor_digest,
-                now=now,
-                refresh_ttl=self.refresh_ttl,
-                reuse_grace=self.reuse_grace,
-                user_data=new_data,
-            )
+        result = await self._rotate(
+            family_id,
+            digest,
+            successor_digest,
+            now,
+            reuse_grace=self.reuse_grace,
+            user_data=new_data,
         )
         if result.status is RotationStatus.ROTATED:
             logger.debug("rotated a refresh token of subject %r", result.subject)
@@ -309,20 +297,33 @@ class TokenPairManager:
             refresh_expires_at=math.floor(refresh_expires_at),
         )
 
+    async def _rotate(
+        self,
+        family_id: str,
+        presented: str,
+        successor: str | None,
+        now: float,
+        *,
+        reuse_grace: float = 0.0,
+        user_data: str | None = None,
+    ) -> RotationResult:
+        return await self.store.rotate(
+            Rotation(
+                family_id=family_id,
+                presented=presented,
+                successor=successor,
+                now=now,
+                refresh_ttl=self.refresh_ttl,
+                reuse_grace=reuse_grace,
+                user_data=user_data,
+            )
+        )
+
     async def _restore(
         self, family_id: str, successor_digest: str, digest: str, now: float
     ) -> None:
         try:
-            await self.store.rotate(
-                Rotation(
-                    family_id=family_id,
-                    presented=successor_digest,
-                    successor=digest,
-                    now=now,
-                    refresh_ttl=self.refresh_ttl,
-                    reuse_grace=0.0,
-                )
-            )
+            await self._rotate(family_id, successor_digest, digest, now)
         except StoreError:
             logger.warning(
                 "could not hand family %s back to its refresh token",
