@@ -273,19 +273,7 @@ def render_summary(report: dict[str, Any], stream: TextIO | None = None) -> None
             "round trips",
         ],
         [
-            [
-                row["store"],
-                row["operation"],
-                str(row["concurrency"]),
-                _number(row["throughput"]),
-                _number(row["p50_us"], 1),
-                _number(row["p99_us"], 1),
-                _number(row.get("cpu_us_per_op"), 1),
-                row["floor"],
-                _number(row["floor_p50_us"], 1),
-                _ratio(row["ratio"]),
-                trips(row["store"], row["operation"]),
-            ]
+            [*_operation_cells(row), trips(row["store"], row["operation"])]
             for row in ours
         ],
         right=(2, 3, 4, 5, 6, 8, 9, 10),
@@ -294,19 +282,7 @@ def render_summary(report: dict[str, Any], stream: TextIO | None = None) -> None
     out.table(
         "Floors",
         _FLOOR_HEADERS,
-        [
-            [
-                row["store"],
-                row["operation"],
-                str(row["concurrency"]),
-                _number(row["throughput"]),
-                _number(row["p50_us"], 1),
-                _number(row["p99_us"], 1),
-                _number(row.get("cpu_us_per_op"), 1),
-                _percent(row.get("cpu_busy")),
-            ]
-            for row in floors
-        ],
+        [_floor_cells(row) for row in floors],
         right=(2, 3, 4, 5, 6, 7),
     )
     peer = [row for row in report["results"] if row["kind"] == "peer"]
@@ -321,17 +297,7 @@ def render_summary(report: dict[str, Any], stream: TextIO | None = None) -> None
                 "ours ops/s",
                 "ours/peer",
             ],
-            [
-                [
-                    row["operation"],
-                    str(row["concurrency"]),
-                    _number(row["throughput"]),
-                    _number(row["p99_us"], 1),
-                    _number(row["ours_throughput"]),
-                    _ratio(row["ours_vs_peer_throughput"]),
-                ]
-                for row in peer
-            ],
+            [_peer_cells(row) for row in peer],
             right=(1, 2, 3, 4, 5),
         )
     out.table(
@@ -433,16 +399,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             ],
             [
                 [
-                    row["store"],
-                    row["operation"],
-                    str(row["concurrency"]),
-                    _number(row["throughput"]),
-                    _number(row["p50_us"], 1),
-                    _number(row["p99_us"], 1),
-                    _number(row.get("cpu_us_per_op"), 1),
-                    row["floor"],
-                    _number(row["floor_p50_us"], 1),
-                    _ratio(row["ratio"]),
+                    *_operation_cells(row),
                     # At higher concurrency a latency includes queueing for
                     # the server, which a CPU-only floor knows nothing of.
                     ", ".join(
@@ -460,19 +417,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     sections.append(
         _md_table(
             _FLOOR_HEADERS,
-            [
-                [
-                    row["store"],
-                    row["operation"],
-                    str(row["concurrency"]),
-                    _number(row["throughput"]),
-                    _number(row["p50_us"], 1),
-                    _number(row["p99_us"], 1),
-                    _number(row.get("cpu_us_per_op"), 1),
-                    _percent(row.get("cpu_busy")),
-                ]
-                for row in floors
-            ],
+            [_floor_cells(row) for row in floors],
         )
     )
     peer = [row for row in report["results"] if row["kind"] == "peer"]
@@ -486,17 +431,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 "tokenpair ops/s",
                 "tokenpair / hand-rolled",
             ],
-            [
-                [
-                    row["operation"],
-                    str(row["concurrency"]),
-                    _number(row["throughput"]),
-                    _number(row["p99_us"], 1),
-                    _number(row["ours_throughput"]),
-                    _ratio(row["ours_vs_peer_throughput"]),
-                ]
-                for row in peer
-            ],
+            [_peer_cells(row) for row in peer],
         )
         if peer
         else "(no Redis in this run)"
@@ -597,3 +532,43 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
         + "\n"
     )
+
+
+def _operation_cells(row: dict[str, Any]) -> list[str]:
+    """The columns an operation row shows in every table of results."""
+    return [
+        row["store"],
+        row["operation"],
+        str(row["concurrency"]),
+        _number(row["throughput"]),
+        _number(row["p50_us"], 1),
+        _number(row["p99_us"], 1),
+        _number(row.get("cpu_us_per_op"), 1),
+        row["floor"],
+        _number(row["floor_p50_us"], 1),
+        _ratio(row["ratio"]),
+    ]
+
+
+def _floor_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        row["store"],
+        row["operation"],
+        str(row["concurrency"]),
+        _number(row["throughput"]),
+        _number(row["p50_us"], 1),
+        _number(row["p99_us"], 1),
+        _number(row.get("cpu_us_per_op"), 1),
+        _percent(row.get("cpu_busy")),
+    ]
+
+
+def _peer_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        row["operation"],
+        str(row["concurrency"]),
+        _number(row["throughput"]),
+        _number(row["p99_us"], 1),
+        _number(row["ours_throughput"]),
+        _ratio(row["ours_vs_peer_throughput"]),
+    ]
