@@ -68,7 +68,7 @@ def planned_slices(backend_names: list[str], config: Config) -> int:
     """How many timed slices a run will take, for the progress bar."""
     jobs = 0
     for name in backend_names:
-        jobs += len(OPERATIONS) + (3 if name == "memory" else 6)
+        jobs += len(OPERATIONS) + (4 if name == "memory" else 7)
         if name == "redis":
             jobs += len(OPERATIONS)
     return jobs * len(config.concurrency) * config.rounds
@@ -143,7 +143,7 @@ async def _bench_store(
     display.step(f"{name}: counting round trips")
     report["round_trips"][name] = await _count(config, secret, backend)
 
-    jobs = ours.jobs() + floor_jobs(cpu, remote)
+    jobs = ours.jobs() + ours.store_jobs() + floor_jobs(cpu, remote)
     if peer is not None:
         jobs += peer.jobs()
     slice_seconds = config.duration / config.rounds

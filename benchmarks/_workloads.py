@@ -5,10 +5,17 @@ Every worker task refreshes a family of its own (concurrent refreshes of one
 token are the race check's business, not a throughput figure) and checks an
 access token of its own. Revocations take refresh tokens issued by the issue
 job, so each one revokes a live family.
+
+Besides the operations, ``rotate`` calls the store's own ``Store.rotate``
+with digests made up on the spot: a refresh without the manager (no token to
+open, nothing to sign), which splits a refresh's cost between the store and
+the manager.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import itertools
 import json
@@ -17,7 +24,7 @@ import time
 from collections import deque
 from typing import Any
 
-from tokenpair import TokenPairManager
+from tokenpair import NewFamily, Rotation, RotationStatus, TokenPairManager
 
 from ._backends import FloorCall
 from ._floors import CpuFloors
@@ -50,14 +57,14 @@ def floors_for(operation: str, *, remote: bool) -> list[str]:
     if not remote:
         return {
             "issue": ["sign+secret"],
-            "refresh": ["sign+secret"],
+            "refresh": ["sign+secret", "rotate"],
             "verify": ["decode"],
             "authenticate": ["decode"],
             "revoke": ["secret"],
         }[operation]
     return {
         "issue": ["sign+secret+write", "sign+secret"],
-        "refresh": ["write", "sign+secret+write"],
+        "refresh": ["write", "sign+secret+write", "rotate"],
         "verify": ["decode"],
         "authenticate": ["decode+read", "decode"],
         "revoke": ["write"],
@@ -73,16 +80,36 @@ class OurWorkload:
         self._serial = itertools.count()
         self._chains: list[str] = []
         self._access: list[str] = []
+        # [family id, digest of its current token] per worker, for ``rotate``.
+        self._rotated: list[list[str]] = []
 
     async def prepare(self, concurrency: int) -> None:
-        """Give every worker a family to refresh and an access token."""
+        """Give every worker a family to refresh, one to rotate in the store
+        directly, and an access token."""
         # Cleared in place: the job closures hold these very lists.
         self._chains.clear()
         self._access.clear()
+        self._rotated.clear()
+        store = self.manager.store
         for worker in range(concurrency):
             pair = await self.manager.generate_token_pair({"sub": f"worker-{worker}"})
             self._chains.append(pair.refresh_token)
             self._access.append(pair.access_token)
+            subject = f"rotor-{worker}"
+            family_id, digest = store.new_family_id(subject), _digest()
+            now = time.time()
+            await store.create_family(
+                NewFamily(
+                    family_id=family_id,
+                    subject=subject,
+                    user_data=json.dumps({"sub": subject}),
+                    token=digest,
+                    created_at=now,
+                    expires_at=now + self.manager.refresh_ttl,
+                    family_expires_at=None,
+                )
+            )
+            self._rotated.append([family_id, digest])
 
     def jobs(self) -> list[Job]:
         manager, pool, serial = self.manager, self.pool, self._serial
@@ -113,6 +140,37 @@ class OurWorkload:
         calls = (issue, refresh, verify, authenticate, revoke)
         pairs = zip(OPERATIONS, calls, strict=True)
         return [Job("ours", name, call) for name, call in pairs]
+
+    def store_jobs(self) -> list[Job]:
+        """The store's rotation without the manager, as a floor of refresh."""
+        store, rotated = self.manager.store, self._rotated
+        refresh_ttl, reuse_grace = self.manager.refresh_ttl, self.manager.reuse_grace
+
+        async def rotate(worker: int) -> object:
+            family = rotated[worker]
+            successor = _digest()
+            result = await store.rotate(
+                Rotation(
+                    family_id=family[0],
+                    presented=family[1],
+                    successor=successor,
+                    now=time.time(),
+                    refresh_ttl=refresh_ttl,
+                    reuse_grace=reuse_grace,
+                )
+            )
+            if result.status is not RotationStatus.ROTATED:
+                raise RuntimeError(f"the store's rotation found {result.status.value}")
+            family[1] = successor
+            return None
+
+        return [Job("floor", "rotate", rotate)]
+
+
+def _digest() -> str:
+    """A stand-in for a refresh token's digest, of the same size and shape."""
+    digest = hashlib.sha256(secrets.token_bytes(32)).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def floor_jobs(cpu: CpuFloors, remote: dict[str, FloorCall]) -> list[Job]:

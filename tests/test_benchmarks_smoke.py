@@ -74,6 +74,10 @@ def check_store(report: dict[str, Any], store: str) -> None:
     for (floor_store, name, level), row in floors.items():
         if floor_store == store:
             assert row["throughput"] > 0, (name, level)
+    for level in LEVELS:
+        # The store's own rotation is measured and set against refresh.
+        assert floors[(store, "rotate", level)]["ops"] > 0
+        assert ours[(store, "refresh", level)]["ratios"]["rotate"] > 0
 
     counted = report["round_trips"][store]
     assert counted["refresh"]["store_calls"] == {"rotate": 1}
