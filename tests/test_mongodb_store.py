@@ -855,6 +855,8 @@ def test_split_url(url: str, driver_url: str, database: str, collection: str) ->
         "mongodb://h/db?collection=",
         "mongodb://h/db#fragment",
         "mongodb://h/db?collection=a&collection=b",
+        "mongodb://h/db?collection=system.users",
+        "mongodb://h/db?collection=system%2Eprofile",
     ],
 )
 def test_split_url_rejects(url: str) -> None:
@@ -919,3 +921,28 @@ async def test_store_from_url_does_no_io() -> None:
 
     assert repr(store) == "MongoStore('app.tokenpair_families')"
     await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("families", "cutoffs"), [("system.js", None), ("families", "system.views")]
+)
+async def test_reserved_collections_are_refused(
+    families: str, cutoffs: str | None
+) -> None:
+    """MongoDB keeps its own metadata in system.* collections."""
+    from pymongo import AsyncMongoClient
+
+    from tokenpair import ConfigurationError
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        "mongodb://127.0.0.1:1/", connect=False
+    )
+    database = client["tokenpair_test"]
+    try:
+        with pytest.raises(ConfigurationError, match="reserved"):
+            MongoStore(
+                database[families],
+                cutoffs_collection=None if cutoffs is None else database[cutoffs],
+            )
+    finally:
+        await client.close()

@@ -1082,6 +1082,10 @@ async def test_aclose_closes_only_a_client_the_store_made(
         ("redis://localhost?socket_timeout=1&socket_timeout=2", "more than once"),
         ("redis://localhost/0#section", "fragment"),
         ("redis://localhost/0#", "fragment"),
+        ("redis://localhost?bogus=1", "neither the store"),
+        ("redis://localhost?retry=3", "neither the store"),
+        ("redis://localhost?ssl_ca_certs=/ca.pem", "rediss://"),
+        ("redis://localhost?ssl_check_hostname=true", "rediss://"),
     ],
 )
 def test_bad_urls_are_configuration_errors(url: str, message: str) -> None:
@@ -1100,6 +1104,7 @@ def test_bad_urls_are_configuration_errors(url: str, message: str) -> None:
         "redis://:TOPSECRET@127.0.0.1:SECRET/0",
         "redis://:TOPSECRET@127.0.0.1:6379/SECRET",
         "redis://:TOP/SECRET@127.0.0.1:6379/0?prefix=a&prefix=b",
+        "redis://127.0.0.1:6379/0?TOPSECRET",
         "rediss+cluster://:TOP/SECRET@127.0.0.1:7000,127.0.0.1:7001",
         "redis+cluster://:TOP?SECRET@127.0.0.1:7000",
         "redis+cluster://:TOPSECRET@127.0.0.1:7000,127.0.0.1:SECRET",
@@ -1129,3 +1134,22 @@ def test_a_percent_encoded_password_is_read_whole() -> None:
     assert (kwargs["username"], kwargs["password"]) == ("user", "TOP/SE?C#R@ET")
     assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("127.0.0.1", 6379, 3)
     assert kwargs["client_name"] == "a@b"
+
+
+def test_driver_options_reach_the_connection() -> None:
+    """Options redis-py takes from a URL pass through, TLS ones on rediss."""
+    plain = store_from_url(
+        "redis://127.0.0.1:6379/0?socket_timeout=2&health_check_interval=30"
+        "&lib_name=app&protocol=3"
+    )
+    tls = store_from_url(
+        "rediss://127.0.0.1:6380/0?ssl_ca_certs=/etc/ca.pem&ssl_cert_reqs=required"
+        "&ssl_check_hostname=true"
+    )
+    plain_kwargs = plain.client.connection_pool.connection_kwargs
+    tls_kwargs = tls.client.connection_pool.connection_kwargs
+    assert plain_kwargs["socket_timeout"] == 2.0
+    assert plain_kwargs["health_check_interval"] == 30
+    assert plain_kwargs["lib_name"] == "app"
+    assert tls_kwargs["ssl_ca_certs"] == "/etc/ca.pem"
+    assert tls_kwargs["ssl_check_hostname"] is True

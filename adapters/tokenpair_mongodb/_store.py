@@ -22,7 +22,7 @@ from tokenpair import (
     StoreError,
 )
 
-from ._url import split_url
+from ._url import check_collection_name, split_url
 
 #: How long a store made from a URL waits for a reachable server, unless the
 #: URL sets ``serverSelectionTimeoutMS`` itself.
@@ -93,7 +93,10 @@ class MongoStore(Store):
         *,
         cutoffs_collection: AsyncCollectionLike | None = None,
     ) -> None:
-        if cutoffs_collection is None:
+        check_collection_name(collection.name)
+        if cutoffs_collection is not None:
+            check_collection_name(cutoffs_collection.name)
+        else:
             cutoffs_collection = cast(
                 AsyncCollectionLike,
                 collection.database[f"{collection.name}_cutoffs"],

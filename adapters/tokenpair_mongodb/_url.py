@@ -5,7 +5,13 @@ from urllib.parse import unquote
 
 from tokenpair import ConfigurationError
 
-__all__ = ["DEFAULT_COLLECTION", "DEFAULT_DATABASE", "MongoURL", "split_url"]
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "DEFAULT_DATABASE",
+    "MongoURL",
+    "check_collection_name",
+    "split_url",
+]
 
 DEFAULT_DATABASE = "tokenpair"
 DEFAULT_COLLECTION = "tokenpair_families"
@@ -22,6 +28,20 @@ class MongoURL:
     driver_url: str
     database: str
     collection: str
+
+
+def check_collection_name(name: str) -> None:
+    """Refuse a collection MongoDB reserves for itself.
+
+    The driver checks the rest of a name's syntax, but lets ``system.*``
+    through, and the server would then either refuse the first write or
+    hold families among its own metadata.
+    """
+    if name.startswith("system."):
+        raise ConfigurationError(
+            f"MongoStore cannot keep its data in {name!r}: collections named "
+            "system.* are reserved by MongoDB"
+        )
 
 
 def split_url(url: str) -> MongoURL:
@@ -70,6 +90,7 @@ def split_url(url: str) -> MongoURL:
                 raise ConfigurationError(
                     "the collection option of a MongoDB store URL is empty"
                 )
+            check_collection_name(collection)
         else:
             kept.append(pair)
 

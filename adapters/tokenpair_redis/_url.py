@@ -28,6 +28,25 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 # Cluster connections used outside the calls the store counts: topology
 # discovery after a failover, while every counted call holds one.
 _CLUSTER_SPARE_CONNECTIONS = 4
+#: redis-py options a standalone URL may carry besides those redis-py parses
+#: itself (URL_QUERY_ARGUMENT_PARSERS): the connection settings that take
+#: text. redis-py hands any other name to the connection as a keyword, which
+#: fails only when the first command connects.
+_TEXT_OPTIONS = frozenset(
+    {"client_name", "lib_name", "lib_version", "encoding", "encoding_errors"}
+)
+_TLS_TEXT_OPTIONS = frozenset(
+    {
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_ca_data",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_password",
+        "ssl_cert_reqs",
+        "ssl_ciphers",
+    }
+)
 
 
 def store_from_url(url: str) -> RedisStore:
@@ -81,6 +100,7 @@ def store_from_url(url: str) -> RedisStore:
     cluster = scheme in _CLUSTER
     db = _database(parts.path, options.pop("db", None), cluster)
     if not cluster:
+        _check_standalone_options(options, tls=scheme == "rediss")
         # A cluster has only database 0, and redis-py refuses to be told so.
         options["db"] = str(db)
     query = urlencode(options)
@@ -128,6 +148,29 @@ def _options(query: str) -> dict[str, str]:
                 ) from None
         options[name] = value
     return options
+
+
+def _check_standalone_options(options: dict[str, str], *, tls: bool) -> None:
+    """Refuse, before anything connects, an option redis-py would only fail
+    on at the first command (a cluster client checks its own when made)."""
+    for name in options:
+        if name.startswith("ssl_") and not tls:
+            raise ConfigurationError(
+                f"Redis store URL option {name!r} is for TLS connections, "
+                "which start with rediss://"
+            )
+        known = (
+            name in URL_QUERY_ARGUMENT_PARSERS
+            or name in _TEXT_OPTIONS
+            or name in _TLS_TEXT_OPTIONS
+        )
+        if not known:
+            # The name is not quoted: in a mangled URL it may be part of a
+            # password.
+            raise ConfigurationError(
+                "the Redis store URL has an option that neither the store "
+                "(prefix, max_connections, pool_timeout) nor redis-py takes"
+            )
 
 
 def _max_connections(options: dict[str, str]) -> int:
