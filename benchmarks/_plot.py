@@ -65,7 +65,9 @@ def plot(report: dict[str, Any], path: str | Path) -> None:
             axis.set_ylabel(label)
             axis.set_title(f"{label}, concurrency {level}")
             axis.grid(axis="y", which="both", alpha=0.3)
-    axes[0][0].legend(fontsize="small")
+    # One legend for the figure, under the charts, where it hides no bar.
+    handles, names = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="outside lower center", ncols=len(series))
     machine = report["environment"]["machine"]
     figure.suptitle(
         f"tokenpair {report['environment']['packages'].get('tokenpair')} on "
