@@ -1086,6 +1086,23 @@ async def test_aclose_closes_only_a_client_the_store_made(
         ("redis://localhost?retry=3", "neither the store"),
         ("redis://localhost?ssl_ca_certs=/ca.pem", "rediss://"),
         ("redis://localhost?ssl_check_hostname=true", "rediss://"),
+        ("redis://localhost?encoding=utf-16", "no encoding option"),
+        ("redis+cluster://a:1?encoding=bogus", "no encoding option"),
+        ("redis://localhost?encoding_errors=ignore", "no encoding option"),
+        ("redis://localhost?timeout=0.5&pool_timeout=30", "pool_timeout, not"),
+        ("redis+cluster://a:1?timeout=0.5", "pool_timeout, not"),
+        ("redis://localhost?protocol=4", "'protocol'"),
+        ("redis://localhost?socket_timeout=0", "'socket_timeout'"),
+        ("redis://localhost?socket_timeout=-1", "'socket_timeout'"),
+        ("redis://localhost?socket_timeout=inf", "'socket_timeout'"),
+        ("redis://localhost?socket_connect_timeout=-1", "'socket_connect_timeout'"),
+        ("redis+cluster://a:1?socket_connect_timeout=0", "'socket_connect_timeout'"),
+        ("redis://localhost?health_check_interval=-5", "'health_check_interval'"),
+        ("redis://localhost?client_name=has%20space", "'client_name'"),
+        ("redis://localhost?lib_name=a%0Ab", "'lib_name'"),
+        ("rediss://localhost?ssl_cert_reqs=bogus", "'ssl_cert_reqs'"),
+        ("rediss://localhost?ssl_min_version=99", "'ssl_min_version'"),
+        ("rediss://localhost?ssl_ciphers=NOPE", "'ssl_ciphers'"),
     ],
 )
 def test_bad_urls_are_configuration_errors(url: str, message: str) -> None:
@@ -1105,6 +1122,8 @@ def test_bad_urls_are_configuration_errors(url: str, message: str) -> None:
         "redis://:TOPSECRET@127.0.0.1:6379/SECRET",
         "redis://:TOP/SECRET@127.0.0.1:6379/0?prefix=a&prefix=b",
         "redis://127.0.0.1:6379/0?TOPSECRET",
+        "redis://127.0.0.1:6379/0?password=TOPSECRET&socket_timeout=-1",
+        "redis://127.0.0.1:6379/0?client_name=TOP%20SECRET",
         "rediss+cluster://:TOP/SECRET@127.0.0.1:7000,127.0.0.1:7001",
         "redis+cluster://:TOP?SECRET@127.0.0.1:7000",
         "redis+cluster://:TOPSECRET@127.0.0.1:7000,127.0.0.1:SECRET",
@@ -1144,8 +1163,9 @@ def test_driver_options_reach_the_connection() -> None:
     )
     tls = store_from_url(
         "rediss://127.0.0.1:6380/0?ssl_ca_certs=/etc/ca.pem&ssl_cert_reqs=required"
-        "&ssl_check_hostname=true"
+        "&ssl_check_hostname=true&ssl_min_version=771&ssl_ciphers=ECDHE%2BAESGCM"
     )
+    credentials = store_from_url("redis://127.0.0.1:6379/0?username=app&password=pw")
     plain_kwargs = plain.client.connection_pool.connection_kwargs
     tls_kwargs = tls.client.connection_pool.connection_kwargs
     assert plain_kwargs["socket_timeout"] == 2.0
@@ -1153,3 +1173,9 @@ def test_driver_options_reach_the_connection() -> None:
     assert plain_kwargs["lib_name"] == "app"
     assert tls_kwargs["ssl_ca_certs"] == "/etc/ca.pem"
     assert tls_kwargs["ssl_check_hostname"] is True
+    assert tls_kwargs["ssl_ciphers"] == "ECDHE+AESGCM"
+    credentials_kwargs = credentials.client.connection_pool.connection_kwargs
+    assert (credentials_kwargs["username"], credentials_kwargs["password"]) == (
+        "app",
+        "pw",
+    )

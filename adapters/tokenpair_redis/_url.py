@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import ssl
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -33,8 +34,12 @@ _CLUSTER_SPARE_CONNECTIONS = 4
 #: text. redis-py hands any other name to the connection as a keyword, which
 #: fails only when the first command connects.
 _TEXT_OPTIONS = frozenset(
-    {"client_name", "lib_name", "lib_version", "encoding", "encoding_errors"}
+    {"client_name", "lib_name", "lib_version", "username", "password"}
 )
+#: Names the server refuses to take with a space or a control character in
+#: them (CLIENT SETNAME, CLIENT SETINFO), which would fail the first command.
+_NAME_OPTIONS = frozenset({"client_name", "lib_name", "lib_version"})
+_CERT_REQUIREMENTS = frozenset({"none", "optional", "required"})
 _TLS_TEXT_OPTIONS = frozenset(
     {
         "ssl_ca_certs",
@@ -138,6 +143,18 @@ def _options(query: str) -> dict[str, str]:
             raise ConfigurationError(
                 f"Redis store URL option {name!r} is given more than once"
             )
+        if name in ("encoding", "encoding_errors"):
+            raise ConfigurationError(
+                "a Redis store URL takes no encoding option: the store's data "
+                "is UTF-8 whatever the connection would say"
+            )
+        if name == "timeout":
+            # redis-py's name for the wait for a free connection, which would
+            # silently replace the store's own pool_timeout.
+            raise ConfigurationError(
+                "a Redis store URL sets the wait for a free connection with "
+                "pool_timeout, not timeout"
+            )
         parser = URL_QUERY_ARGUMENT_PARSERS.get(name)
         if parser is not None:
             try:
@@ -146,8 +163,39 @@ def _options(query: str) -> dict[str, str]:
                 raise ConfigurationError(
                     f"Redis store URL option {name!r} has an invalid value"
                 ) from None
+        if not _value_is_valid(name, value):
+            raise ConfigurationError(
+                f"Redis store URL option {name!r} has an invalid value"
+            )
         options[name] = value
     return options
+
+
+def _value_is_valid(name: str, value: str) -> bool:
+    """Check what redis-py takes as it is and the server or the TLS layer
+    would refuse only once a command is sent. The value is never quoted in
+    an error: it may be a password."""
+    if name in ("socket_timeout", "socket_connect_timeout"):
+        seconds = float(value)
+        return math.isfinite(seconds) and seconds > 0
+    if name == "health_check_interval":
+        return int(value) >= 0
+    if name == "socket_read_size":
+        return int(value) > 0
+    if name == "protocol":
+        return int(value) in (2, 3)
+    if name in _NAME_OPTIONS:
+        return all(33 <= ord(character) <= 126 for character in value)
+    if name == "ssl_min_version":
+        return int(value) in {version.value for version in ssl.TLSVersion}
+    if name == "ssl_cert_reqs":
+        return value in _CERT_REQUIREMENTS
+    if name == "ssl_ciphers":
+        try:
+            ssl.create_default_context().set_ciphers(value)
+        except ssl.SSLError:
+            return False
+    return True
 
 
 def _check_standalone_options(options: dict[str, str], *, tls: bool) -> None:
