@@ -34,6 +34,9 @@ __all__ = [
     "RedisBackend",
     "SQLiteBackend",
     "FloorCall",
+    "mongo_driver_url",
+    "redact_url",
+    "sqlite_files",
 ]
 
 FloorCall = Callable[[], Awaitable[object]]
@@ -195,11 +198,7 @@ class SQLiteBackend(Backend):
     def _new_file(self, name: str) -> Path:
         if self._given is not None:
             given = Path(self._given).absolute()
-            path = (
-                given
-                if not self._created
-                else given.with_name(f"{given.stem}-{name}{given.suffix}")
-            )
+            path = given if not self._created else _beside(given, name)
         else:
             if self._tempdir is None:
                 self._tempdir = tempfile.mkdtemp(prefix="tokenpair-bench-")
@@ -348,9 +347,28 @@ class SQLiteBackend(Backend):
         }
 
 
+#: What SQLite may keep beside a database; the run removes these too.
+_COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def _beside(given: Path, name: str) -> Path:
+    """A further database file next to ``--sqlite-path``: ``bench.db`` and
+    ``footprint`` make ``bench-footprint.db``."""
+    return given.with_name(f"{given.stem}-{name}{given.suffix}")
+
+
+def sqlite_files(given: str, *, footprint: bool) -> list[Path]:
+    """Every file a run given ``--sqlite-path`` creates and deletes: the
+    database, with ``footprint`` a second one beside it for the storage
+    measurement, and what SQLite keeps beside each."""
+    path = Path(given).absolute()
+    databases = [path, _beside(path, "footprint")] if footprint else [path]
+    return [Path(f"{db}{suffix}") for db in databases for suffix in _COMPANION_SUFFIXES]
+
+
 def _remove(files: list[Path], directory: str | None) -> None:
     for path in files:
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in _COMPANION_SUFFIXES:
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{path}{suffix}").unlink()
     if directory is not None:
@@ -459,7 +477,7 @@ class RedisBackend(Backend):
             "mode": info.get("redis_mode"),
             "os": info.get("os"),
             "io_threads_active": info.get("io_threads_active"),
-            "url": _redact(self.url),
+            "url": redact_url(self.url),
         }
 
     async def _commandstats(self) -> dict[str, int]:
@@ -536,8 +554,15 @@ class RedisBackend(Backend):
         return total, len(keys)
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
+def redact_url(url: str) -> str:
+    """``url`` with the password in it, if any, replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket, say
+        scheme, separator, rest = url.partition("://")
+        if separator and "@" in rest:
+            return f"{scheme}://***@{rest.rpartition('@')[2]}"
+        return url
     if parts.password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)[-1]
@@ -576,7 +601,7 @@ def _command_listener() -> _CommandCounter:
     return Listener()
 
 
-def _mongo_driver_url(url: str) -> str:
+def mongo_driver_url(url: str) -> str:
     # ``collection`` is the store's URL option; the benchmark names its own.
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query) if k.lower() != "collection"]
@@ -601,7 +626,7 @@ class MongoBackend(Backend):
         listener = _command_listener()
         self._counter = listener
         self._client = AsyncMongoClient(
-            _mongo_driver_url(self.url), event_listeners=[listener]
+            mongo_driver_url(self.url), event_listeners=[listener]
         )
         self._db = self._client.get_default_database(default="tokenpair_bench")
         self.store = MongoStore(self._db[self._base])
@@ -638,7 +663,7 @@ class MongoBackend(Backend):
             "git_version": info.get("gitVersion"),
             "max_wire_version": hello.get("maxWireVersion"),
             "topology": "replica set" if hello.get("setName") else "standalone",
-            "url": _redact(self.url),
+            "url": redact_url(self.url),
         }
         # mongoeco, the wire-protocol emulator the tests use, signs its
         # buildInfo; its figures say nothing about a real mongod's.

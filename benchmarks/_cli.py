@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import math
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tokenpair import ConfigurationError, open_store
 
@@ -22,7 +24,9 @@ from ._backends import (
     MongoBackend,
     RedisBackend,
     SQLiteBackend,
+    mongo_driver_url,
     run_id,
+    sqlite_files,
 )
 from ._display import make_display, render_markdown, render_summary
 from ._run import Config, run
@@ -33,6 +37,8 @@ __all__ = ["main"]
 STORES = ("memory", "sqlite", "redis", "mongodb")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _PROBE_SECONDS = 2.0
+#: The server error code for a failed login.
+_MONGODB_AUTHENTICATION_FAILED = 18
 
 
 def _positive_list(text: str) -> tuple[int, ...]:
@@ -144,6 +150,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refused_credentials(url: str) -> str:
+    # In the benchmark's own words: the URL holds the password, and Redis
+    # answers a missing one with a paragraph about HELLO.
+    try:
+        has_credentials = bool(urlsplit(url).netloc.rpartition("@")[1])
+    except ValueError:
+        has_credentials = "@" in url
+    if has_credentials:
+        return "the server refused the credentials in the URL"
+    return "the server wants credentials and the URL gives none"
+
+
 async def _probe_redis(url: str) -> str | None:
     """Why the Redis store cannot be used, or ``None`` if it answers."""
     try:
@@ -152,12 +170,16 @@ async def _probe_redis(url: str) -> str | None:
         return str(exc)
     except Exception as exc:  # an adapter still being written, say
         return f"the Redis store could not be made ({type(exc).__name__}: {exc})"
+    from redis.exceptions import AuthenticationError
+
     try:
         client = getattr(store, "client", None)
         if client is None:
             return "the Redis store does not expose its client"
         async with asyncio.timeout(_PROBE_SECONDS):
             await client.ping()
+    except AuthenticationError:
+        return _refused_credentials(url)
     except Exception as exc:
         return f"no answer to PING within {_PROBE_SECONDS:g} s ({type(exc).__name__})"
     finally:
@@ -168,19 +190,32 @@ async def _probe_redis(url: str) -> str | None:
 
 
 async def _probe_mongodb(url: str) -> str | None:
+    """Why the MongoDB store cannot be used, or ``None`` if it answers."""
     try:
         from pymongo import AsyncMongoClient
+        from pymongo.errors import OperationFailure
 
-        import tokenpair_mongodb  # noqa: F401
+        from tokenpair_mongodb import store_from_url
     except ImportError as exc:
         return f"the mongodb extra is missing ({exc.name})"
+    # The store's own check of the URL first: PyMongo would only warn about
+    # an option it does not know, and then ignore it.
+    try:
+        await store_from_url(url).aclose()
+    except ConfigurationError as exc:
+        return str(exc)
     client: Any = AsyncMongoClient(
-        url, serverSelectionTimeoutMS=int(_PROBE_SECONDS * 1000)
+        mongo_driver_url(url), serverSelectionTimeoutMS=int(_PROBE_SECONDS * 1000)
     )
     try:
         await client.admin.command("ping")
+    except OperationFailure as exc:
+        if exc.code == _MONGODB_AUTHENTICATION_FAILED:
+            return _refused_credentials(url)
+        name = (exc.details or {}).get("codeName") or exc.code
+        return f"the server refused ping ({name})"
     except Exception as exc:
-        return f"no answer to ping ({type(exc).__name__})"
+        return f"no answer to ping within {_PROBE_SECONDS:g} s ({type(exc).__name__})"
     finally:
         await client.close()
     return None
@@ -252,8 +287,8 @@ async def _main(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         duration=duration,
         rounds=rounds,
-        families=max(0, args.families),
-        race=max(2, args.race),
+        families=args.families,
+        race=args.race,
     )
     display = make_display()
     for reason in skipped:
@@ -282,13 +317,93 @@ async def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _cpu_ranges(cpus: Iterable[int]) -> str:
+    """``0-15,32`` rather than every number: a large machine has hundreds."""
+    ranges: list[list[int]] = []
+    for cpu in sorted(cpus):
+        if ranges and cpu == ranges[-1][1] + 1:
+            ranges[-1][1] = cpu
+        else:
+            ranges.append([cpu, cpu])
+    return ",".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
+
+
+def _directory_problem(path: Path) -> str | None:
+    """Why no file can be created at ``path``, or ``None``."""
+    directory = path.absolute().parent
+    if not directory.exists():
+        return f"the directory {directory} does not exist"
+    if not directory.is_dir():
+        return f"{directory} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"cannot create files in {directory}"
+    return None
+
+
+def _output_problem(path: Path) -> str | None:
+    """Why a result file cannot be written, found before the run rather than
+    after it."""
+    if path.is_dir():
+        return f"{path} is a directory"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is not writable"
+    return _directory_problem(path)
+
+
+def _sqlite_problem(given: str, *, footprint: bool) -> str | None:
+    """Why ``--sqlite-path`` cannot be used, or ``None``. The run deletes
+    its files at the end, so none may exist before it: that would either
+    fail the run half way or delete someone's data."""
+    problem = _directory_problem(Path(given))
+    if problem is not None:
+        return problem
+    for path in sqlite_files(given, footprint=footprint):
+        if os.path.lexists(path):
+            return (
+                f"{path} exists; the benchmark creates its SQLite files afresh "
+                "and deletes them afterwards"
+            )
+    return None
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse what would otherwise fail part way through the run, or after
+    it."""
     if args.rounds is not None and args.rounds < 1:
-        _parser().error("--rounds must be at least 1")
+        parser.error("--rounds must be at least 1")
+    if args.race < 2:
+        parser.error("--race must be at least 2: one refresh wins, the rest must lose")
+    if args.families < 0:
+        parser.error("--families must be 0 or more (0 skips the storage measurement)")
+    for option in ("json", "markdown", "plot"):
+        path = getattr(args, option)
+        if path is not None and (problem := _output_problem(path)):
+            parser.error(f"--{option}: {problem}")
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib: pip install 'tokenpair[bench]'")
+    sqlite_wanted = args.stores is None or "sqlite" in args.stores
+    if args.sqlite_path is not None and sqlite_wanted:
+        problem = _sqlite_problem(args.sqlite_path, footprint=args.families > 0)
+        if problem:
+            parser.error(f"--sqlite-path: {problem}")
     if args.cpus is not None:
         if not hasattr(os, "sched_setaffinity"):
-            _parser().error("--cpus needs Linux")
+            parser.error("--cpus needs Linux")
+        # The kernel would drop CPUs outside this set without a word, or
+        # refuse the whole set when none is left.
+        usable = os.sched_getaffinity(0)
+        if unusable := args.cpus - usable:
+            parser.error(
+                f"--cpus: this process may not run on CPU {_cpu_ranges(unusable)}; "
+                f"it may use {_cpu_ranges(usable)}"
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check(parser, args)
+    if args.cpus is not None:
         # Before any thread starts, so that driver threads inherit it.
         os.sched_setaffinity(0, args.cpus)
     return asyncio.run(_main(args))

@@ -241,9 +241,10 @@ def render_summary(report: dict[str, Any], stream: TextIO | None = None) -> None
         described = ", ".join(f"{k} {v}" for k, v in server.items() if v is not None)
         out.line(f"{store}: {described}")
     settings = report["settings"]
+    rounds = settings["rounds"]
     out.line(
         f"{settings['duration_per_job_s']} s per job and concurrency level, in "
-        f"{settings['rounds']} interleaved rounds; load average "
+        f"{rounds} interleaved round{'' if rounds == 1 else 's'}; load average "
         f"{report['load_average'].get('start')} -> {report['load_average'].get('end')}"
     )
 

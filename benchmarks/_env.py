@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ._backends import redact_url
+
 __all__ = ["environment", "load_average"]
 
 _PACKAGES = (
@@ -42,8 +44,21 @@ def environment() -> dict[str, Any]:
         "machine": _machine(),
         "packages": _packages(),
         "commit": _commit(),
-        "argv": sys.argv[1:],
+        "argv": _masked(sys.argv[1:]),
     }
+
+
+def _masked(argv: list[str]) -> list[str]:
+    """The command line with the password of any URL on it masked, since
+    the report is written to be shared."""
+    masked: list[str] = []
+    for arg in argv:
+        if arg.startswith("-") and "=" in arg:  # --redis-url=redis://...
+            option, _, value = arg.partition("=")
+            masked.append(f"{option}={redact_url(value)}")
+        else:
+            masked.append(redact_url(arg))
+    return masked
 
 
 def load_average() -> list[float] | None:

@@ -5,10 +5,12 @@ never the speed of anything."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -183,9 +185,154 @@ def test_a_store_asked_for_but_unreachable_fails_the_run(tmp_path: Path) -> None
     assert not (tmp_path / "bench.json").exists()
 
 
+def test_passwords_in_urls_stay_out_of_the_json(tmp_path: Path) -> None:
+    """The command line is recorded with the passwords of its URLs masked;
+    a store not asked for is not contacted."""
+    report = run_benchmark(
+        tmp_path,
+        "memory",
+        "--redis-url",
+        "redis://:made-up-redis-pw@127.0.0.1:1/0",
+        "--mongodb-url=mongodb://someone:made-up-mongo-pw@127.0.0.1:1/",
+    )
+
+    written = (tmp_path / "bench.json").read_text()
+    assert "made-up-redis-pw" not in written
+    assert "made-up-mongo-pw" not in written
+    argv = report["environment"]["argv"]
+    assert "redis://:***@127.0.0.1:1/0" in argv
+    assert "--mongodb-url=mongodb://someone:***@127.0.0.1:1/" in argv
+
+
+def test_refused_credentials_are_named(tmp_path: Path, redis_url: str) -> None:
+    host = urlsplit(redis_url).netloc.rpartition("@")[2]
+    url = urlsplit(redis_url)._replace(netloc=f"no-such-user:made-up-pw@{host}")
+
+    completed = refuse(tmp_path, "--stores", "redis", "--redis-url", url.geturl())
+
+    assert completed.returncode == 1
+    assert "cannot benchmark redis: the server refused the credentials" in (
+        completed.stderr
+    )
+    assert "made-up-pw" not in completed.stderr
+
+
+def test_a_mongodb_url_option_unknown_to_the_store_is_refused(tmp_path: Path) -> None:
+    """The store's own URL check, rather than the driver's warning."""
+    pytest.importorskip("tokenpair_mongodb")
+    url = "mongodb://127.0.0.1:1/?no_such_option=1"
+
+    completed = refuse(tmp_path, "--stores", "mongodb", "--mongodb-url", url)
+
+    assert completed.returncode == 1
+    assert "cannot benchmark mongodb: the MongoDB store URL is not valid" in (
+        completed.stderr
+    )
+    assert "UserWarning:" not in completed.stderr
+
+
+def refuse(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run with default durations, which would take minutes: a refusal has
+    to come before any store is measured."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--json",
+            str(tmp_path / "bench.json"),
+            *options,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert "Traceback" not in completed.stderr, completed.stderr
+    assert not (tmp_path / "bench.json").exists()
+    return completed
+
+
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        ("bench.db", "bench.db exists"),
+        ("bench-footprint.db", "bench-footprint.db exists"),
+        ("bench.db-wal", "bench.db-wal exists"),
+    ],
+)
+def test_sqlite_files_in_the_way_are_refused(
+    tmp_path: Path, existing: str, expected: str
+) -> None:
+    (tmp_path / existing).write_text("someone's data")
+    database = tmp_path / "bench.db"
+
+    completed = refuse(
+        tmp_path, "--stores", "memory,sqlite", "--sqlite-path", str(database)
+    )
+
+    assert completed.returncode == 2
+    assert f"--sqlite-path: {tmp_path / expected}" in completed.stderr
+    assert (tmp_path / existing).read_text() == "someone's data"
+
+
+def test_a_sqlite_path_in_a_missing_directory_is_refused(tmp_path: Path) -> None:
+    database = tmp_path / "missing" / "bench.db"
+
+    completed = refuse(tmp_path, "--stores", "sqlite", "--sqlite-path", str(database))
+
+    assert completed.returncode == 2
+    assert "--sqlite-path: the directory" in completed.stderr
+    assert "does not exist" in completed.stderr
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux's"
+)
+def test_cpus_this_process_may_not_use_are_refused(tmp_path: Path) -> None:
+    usable = os.sched_getaffinity(0)
+    cpus = f"{min(usable)},{max(usable) + 1}"
+
+    completed = refuse(tmp_path, "--stores", "memory", "--cpus", cpus)
+
+    assert completed.returncode == 2
+    assert f"may not run on CPU {max(usable) + 1}" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "where", "expected"),
+    [
+        ("--json", "missing/bench.json", "does not exist"),
+        ("--markdown", "missing/bench.md", "does not exist"),
+        ("--plot", "missing/bench.png", "does not exist"),
+        ("--json", ".", "is a directory"),
+        ("--markdown", ".", "is a directory"),
+        ("--plot", ".", "is a directory"),
+    ],
+)
+def test_result_files_that_cannot_be_written_are_refused(
+    tmp_path: Path, option: str, where: str, expected: str
+) -> None:
+    target = tmp_path / "out" / where
+    (tmp_path / "out").mkdir()
+
+    completed = refuse(tmp_path, "--stores", "memory", option, str(target))
+
+    assert completed.returncode == 2
+    assert f"{option}: " in completed.stderr
+    assert expected in completed.stderr
+
+
 @pytest.mark.parametrize(
     "options",
-    [["--concurrency", "0"], ["--duration", "-1"], ["--stores", "oracle"]],
+    [
+        ["--concurrency", "0"],
+        ["--duration", "-1"],
+        ["--stores", "oracle"],
+        ["--race", "1"],
+        ["--families", "-1"],
+    ],
 )
 def test_bad_options_are_refused(options: list[str]) -> None:
     completed = subprocess.run(
