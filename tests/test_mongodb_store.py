@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 import math
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -946,3 +948,50 @@ async def test_reserved_collections_are_refused(
             )
     finally:
         await client.close()
+
+
+_UNREACHABLE_CALL = """
+import asyncio, sys, time
+from tokenpair import StoreError
+from tokenpair_mongodb import store_from_url
+
+async def main():
+    store = store_from_url(sys.argv[1])
+    started = time.monotonic()
+    try:
+        await store.subject_revoked_at("alice", time.time())
+    except StoreError:
+        print("StoreError", time.monotonic() - started)
+    finally:
+        await store.aclose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "at_least", "below"),
+    [
+        # PyMongo's own default would be 30 s.
+        ("mongodb://127.0.0.1:9/tokenpair_test", 4.0, 20.0),
+        ("mongodb://127.0.0.1:9/tokenpair_test?serverSelectionTimeoutMS=500", 0.3, 4.0),
+    ],
+)
+def test_an_unreachable_server_fails_calls_after_a_bounded_wait(
+    url: str, at_least: float, below: float
+) -> None:
+    """A store made from a URL waits 5 s for a server unless the URL says
+    otherwise. In a child process, because PyMongo's monitor may still hold
+    its socket when the call gives up."""
+    completed = subprocess.run(
+        [sys.executable, "-c", _UNREACHABLE_CALL, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    kind, waited = completed.stdout.split()
+    assert kind == "StoreError"
+    assert at_least <= float(waited) < below
