@@ -1024,6 +1024,50 @@ async def test_a_decoding_client_works_too(server_url: str, prefix: str) -> None
         await client.aclose()
 
 
+@pytest.mark.parametrize("decode_responses", [False, True])
+async def test_every_rotation_outcome_reads_back_whole(
+    server_url: str, prefix: str, decode_responses: bool
+) -> None:
+    """The rotation script answers in one string, the subject framed by its
+    length in bytes: subjects and user data with newlines and characters of
+    several bytes come back exactly, from raw and decoding clients alike."""
+    if "+cluster://" in server_url:
+        nodes = cluster_nodes(server_url)
+        client: Client = RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+            decode_responses=decode_responses,
+        )
+    else:
+        client = Redis.from_url(server_url, decode_responses=decode_responses)
+    store = RedisStore(client, prefix=prefix)
+    subject, data = "ä\n1\n2\n💥", '{"sub": "ä\\n💥", "note": "\\n3\\n"}'
+    renewed_data = '{"sub": "ä\\n💥", "n": "ÿ"}'
+    try:
+        family_id = await create(store, subject, user_data=data)
+        rotated = await store.rotate(
+            rotation(family_id, "digest-0", "digest-1", T0 + 1, user_data=renewed_data)
+        )
+        retried = await store.rotate(rotation(family_id, "digest-0", "d-2", T0 + 2))
+        reused = await store.rotate(rotation(family_id, "digest-0", "d-3", T0 + 20))
+        revoked = await store.rotate(rotation(family_id, "d-2", "d-4", T0 + 21))
+        unknown = await store.rotate(
+            rotation(store.new_family_id(subject), "x", "y", T0 + 1)
+        )
+    finally:
+        await delete_prefix(client, prefix)
+        await client.aclose()
+
+    assert rotated == RotationResult(
+        RotationStatus.ROTATED, subject, renewed_data, T0 + 1 + TTL
+    )
+    assert retried == RotationResult(
+        RotationStatus.RETRIED, subject, renewed_data, T0 + 2 + TTL
+    )
+    assert reused == RotationResult(RotationStatus.REUSED, subject)
+    assert revoked == RotationResult(RotationStatus.REVOKED)
+    assert unknown == RotationResult(RotationStatus.UNKNOWN)
+
+
 async def test_stores_share_state_through_the_server(
     url_store: Callable[..., Awaitable[RedisStore]],
 ) -> None:

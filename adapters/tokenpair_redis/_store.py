@@ -70,6 +70,29 @@ def _milliseconds(seconds: float) -> str:
     return str(max(1, math.ceil(seconds * 1000)))
 
 
+def _rotation_reply(
+    reply: bytes | str,
+) -> tuple[RotationStatus, str | None, str | None, float | None]:
+    """Take apart rotate.lua's reply: the status, then, for a family that
+    exists, its idle expiry and the subject's length in bytes, each ended by
+    a newline, followed by the subject and the user data."""
+    # A decoding client hands back text; the subject's length is in bytes.
+    raw = reply if isinstance(reply, bytes) else reply.encode()
+    status_end = raw.index(b"\n")
+    status = _STATUSES[raw[:status_end]]
+    if status_end + 1 == len(raw):
+        return status, None, None, None
+    expiry_end = raw.index(b"\n", status_end + 1)
+    length_end = raw.index(b"\n", expiry_end + 1)
+    subject_end = length_end + 1 + int(raw[expiry_end + 1 : length_end])
+    return (
+        status,
+        raw[length_end + 1 : subject_end].decode(),
+        raw[subject_end:].decode(),
+        float(raw[status_end + 1 : expiry_end]),
+    )
+
+
 def _require_asyncio() -> None:
     # redis.asyncio needs a running asyncio loop; under trio it fails deep
     # inside the connection code with a RuntimeError that says nothing useful.
@@ -271,15 +294,14 @@ class RedisStore(Store):
             [self.family_key(rotation.family_id)],
             args,
         )
-        status = _STATUSES[reply[0]]
+        status, subject, user_data, expires_at = _rotation_reply(reply)
         if status is RotationStatus.REUSED:
-            return RotationResult(status, _text(reply[1]))
+            return RotationResult(status, subject)
         if status not in _RENEWED:
             return RotationResult(status)
-        subject, user_data = _text(reply[1]), _text(reply[2])
         if successor is None:
             return RotationResult(status, subject, user_data)
-        return RotationResult(status, subject, user_data, float(reply[3]))
+        return RotationResult(status, subject, user_data, expires_at)
 
     async def get_family(self, family_id: str) -> FamilyState | None:
         key = self.family_key(family_id)
