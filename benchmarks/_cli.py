@@ -36,6 +36,7 @@ __all__ = ["main"]
 
 STORES = ("memory", "sqlite", "redis", "mongodb")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/"
 _PROBE_SECONDS = 2.0
 #: The server error code for a failed login.
 _MONGODB_AUTHENTICATION_FAILED = 18
@@ -141,7 +142,8 @@ def _parser() -> argparse.ArgumentParser:
         help=f"Redis store URL (default $TOKENPAIR_REDIS_URL or {DEFAULT_REDIS_URL})",
     )
     parser.add_argument(
-        "--mongodb-url", help="MongoDB URL (default $TOKENPAIR_MONGODB_URL)"
+        "--mongodb-url",
+        help=f"MongoDB URL (default $TOKENPAIR_MONGODB_URL or {DEFAULT_MONGODB_URL})",
     )
     parser.add_argument(
         "--sqlite-path",
@@ -252,13 +254,11 @@ async def _choose(
                 backends.append(RedisBackend(secret, run, url))
                 continue
         elif name == "mongodb":
-            if mongodb_url is None:
-                problem = "no --mongodb-url or TOKENPAIR_MONGODB_URL given"
-            else:
-                problem = await _probe_mongodb(mongodb_url)
-                if problem is None:
-                    backends.append(MongoBackend(secret, run, mongodb_url))
-                    continue
+            url = mongodb_url or DEFAULT_MONGODB_URL
+            problem = await _probe_mongodb(url)
+            if problem is None:
+                backends.append(MongoBackend(secret, run, url))
+                continue
         (errors if explicit else skipped).append(f"{name}: {problem}")
     return backends, skipped, errors
 
