@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -213,7 +214,7 @@ class SQLiteBackend(Backend):
 
     async def open(self) -> None:
         path = self._new_file("bench")
-        self.store = open_store(f"sqlite:///{path}")
+        self.store = open_store(_sqlite_url(path))
         await self.store.setup()
         # The floor runs on the store's own statement connection when it can
         # be reached: aiosqlite gives each connection a thread, and where the
@@ -311,7 +312,7 @@ class SQLiteBackend(Backend):
         import aiosqlite
 
         path = self._new_file("footprint")
-        store = open_store(f"sqlite:///{path}")
+        store = open_store(_sqlite_url(path))
         manager = TokenPairManager(self.secret, store=store)
         probe = await aiosqlite.connect(path, isolation_level=None)
         try:
@@ -554,8 +555,23 @@ class RedisBackend(Backend):
         return total, len(keys)
 
 
+def _sqlite_url(path: Path) -> str:
+    # Quoted, so that a '%', '?' or '#' in the name opens the very file that
+    # was checked beforehand and is deleted afterwards, and no other.
+    return "sqlite:///" + quote(str(path), safe="/")
+
+
+#: A query option holding a secret: redis-py's ``password`` and
+#: ``ssl_password``, PyMongo's ``tlsCertificateKeyFilePassword``, and the like.
+_SECRET_OPTION = re.compile(
+    r"(?i)((?:^|[?&;])[^=&;#]*(?:password|secret)[^=&;#]*=)[^&;#]*"
+)
+
+
 def redact_url(url: str) -> str:
-    """``url`` with the password in it, if any, replaced by ``***``."""
+    """``url`` with every password in it, in the user part or in a query
+    option, replaced by ``***``."""
+    url = _SECRET_OPTION.sub(r"\1***", url)
     try:
         parts = urlsplit(url)
     except ValueError:  # an unclosed IPv6 bracket, say

@@ -10,8 +10,9 @@ import json
 import math
 import os
 import secrets
+import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +39,9 @@ STORES = ("memory", "sqlite", "redis", "mongodb")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27017/"
 _PROBE_SECONDS = 2.0
+#: The shortest slice of a round worth timing: below it most jobs finish
+#: their warm-up and nothing else.
+MIN_SLICE_SECONDS = 0.01
 #: The server error code for a failed login.
 _MONGODB_AUTHENTICATION_FAILED = 18
 
@@ -274,7 +278,23 @@ def _finite(value: Any) -> Any:
     return value
 
 
+_terminated: list[bool] = []
+
+
+def _terminate(task: asyncio.Task[int]) -> None:
+    _terminated.append(True)
+    task.cancel()
+
+
 async def _main(args: argparse.Namespace) -> int:
+    # SIGTERM cancels the run as Ctrl-C does, so that the keys, files and
+    # collections it made on shared servers are removed either way.
+    task = asyncio.current_task()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGTERM, _terminate, task
+            )
     secret = secrets.token_bytes(32)
     backends, skipped, errors = await _choose(args, secret, run_id())
     if errors:
@@ -303,17 +323,37 @@ async def _main(args: argparse.Namespace) -> int:
     report["targets"] = evaluate(report)
     report = _finite(report)
     render_summary(report)
+    return _write_results(args, report)
+
+
+def _write_results(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    """Write the files asked for; a failure names the file and says which
+    of the others were written."""
+    writers: list[tuple[Path, Callable[[Path], object]]] = []
     if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-        print(f"wrote {args.json}")
+        text = json.dumps(report, indent=2, allow_nan=False) + "\n"
+        writers.append((args.json, lambda path: path.write_text(text)))
     if args.markdown is not None:
-        args.markdown.write_text(render_markdown(report))
-        print(f"wrote {args.markdown}")
+        markdown = render_markdown(report)
+        writers.append((args.markdown, lambda path: path.write_text(markdown)))
     if args.plot is not None:
         from ._plot import plot
 
-        plot(report, args.plot)
-        print(f"wrote {args.plot}")
+        writers.append((args.plot, lambda path: plot(report, path)))
+    written: list[str] = []
+    for path, write in writers:
+        try:
+            write(path)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            done = ", ".join(written) if written else "none"
+            print(
+                f"cannot write {path}: {reason} (files written: {done})",
+                file=sys.stderr,
+            )
+            return 1
+        written.append(str(path))
+        print(f"wrote {path}")
     return 0
 
 
@@ -371,6 +411,13 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     it."""
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    rounds = args.rounds or max(1, round(args.duration))
+    if args.duration / rounds < MIN_SLICE_SECONDS:
+        parser.error(
+            f"--duration {args.duration:g} in {rounds} round(s) leaves each job "
+            f"{args.duration / rounds:.3g} s a round; at least "
+            f"{MIN_SLICE_SECONDS:g} s is needed to measure anything"
+        )
     if args.race < 2:
         parser.error("--race must be at least 2: one refresh wins, the rest must lose")
     if args.families < 0:
@@ -379,6 +426,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         path = getattr(args, option)
         if path is not None and (problem := _output_problem(path)):
             parser.error(f"--{option}: {problem}")
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        parser.error("--plot writes a PNG chart: give a path ending in .png")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         parser.error("--plot needs matplotlib: pip install 'tokenpair[bench]'")
     sqlite_wanted = args.stores is None or "sqlite" in args.stores
@@ -406,4 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cpus is not None:
         # Before any thread starts, so that driver threads inherit it.
         os.sched_setaffinity(0, args.cpus)
-    return asyncio.run(_main(args))
+    try:
+        return asyncio.run(_main(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted", file=sys.stderr)
+        return 128 + (signal.SIGTERM if _terminated else signal.SIGINT)

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -193,15 +196,78 @@ def test_passwords_in_urls_stay_out_of_the_json(tmp_path: Path) -> None:
         "memory",
         "--redis-url",
         "redis://:made-up-redis-pw@127.0.0.1:1/0",
-        "--mongodb-url=mongodb://someone:made-up-mongo-pw@127.0.0.1:1/",
+        "--mongodb-url=mongodb://someone:made-up-mongo-pw@127.0.0.1:1/"
+        "?tlsCertificateKeyFilePassword=made-up-key-pw",
     )
 
     written = (tmp_path / "bench.json").read_text()
-    assert "made-up-redis-pw" not in written
-    assert "made-up-mongo-pw" not in written
+    for password in ("redis", "mongo", "key"):
+        assert f"made-up-{password}-pw" not in written
     argv = report["environment"]["argv"]
     assert "redis://:***@127.0.0.1:1/0" in argv
-    assert "--mongodb-url=mongodb://someone:***@127.0.0.1:1/" in argv
+    assert (
+        "--mongodb-url=mongodb://someone:***@127.0.0.1:1/"
+        "?tlsCertificateKeyFilePassword=***"
+    ) in argv
+
+
+def test_a_sqlite_path_is_taken_as_it_is_written(tmp_path: Path) -> None:
+    """A '%41' in the name is not read as an escaped 'A': the file next to
+    it, which the check before the run never saw, is left alone."""
+    neighbour = tmp_path / "benchA.db"
+    connection = sqlite3.connect(neighbour)
+    connection.execute("CREATE TABLE precious (x)")
+    connection.commit()
+    connection.close()
+
+    run_benchmark(tmp_path, "sqlite", "--sqlite-path", str(tmp_path / "bench%41.db"))
+
+    connection = sqlite3.connect(neighbour)
+    tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
+    connection.close()
+    assert tables == [("precious",)]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "bench.json",
+        "benchA.db",
+    ]
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
+    """Stopped part way, a run still removes the files it made."""
+    database = tmp_path / "bench.db"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--stores",
+            "sqlite",
+            "--duration",
+            "30",
+            "--families",
+            "0",
+            "--sqlite-path",
+            str(database),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not database.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert database.exists(), "the run never created its database"
+        time.sleep(1)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "interrupted" in stderr
+    assert "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_refused_credentials_are_named(tmp_path: Path, redis_url: str) -> None:
@@ -332,6 +398,9 @@ def test_result_files_that_cannot_be_written_are_refused(
         ["--stores", "oracle"],
         ["--race", "1"],
         ["--families", "-1"],
+        ["--duration", "1e-9"],
+        ["--duration", "0.5", "--rounds", "100000"],
+        ["--plot", "chart.xyz"],
     ],
 )
 def test_bad_options_are_refused(options: list[str]) -> None:
