@@ -278,12 +278,21 @@ def _finite(value: Any) -> Any:
     return value
 
 
-_terminated: list[bool] = []
+#: The signal that stopped the run: Ctrl-C unless SIGTERM says otherwise.
+_stopped_by = signal.SIGINT
 
 
 def _terminate(task: asyncio.Task[int]) -> None:
-    _terminated.append(True)
+    global _stopped_by
+    _stopped_by = signal.SIGTERM
     task.cancel()
+
+
+def _rounds(args: argparse.Namespace) -> int:
+    """The rounds each job's duration is split into: as given, or about one
+    a second."""
+    rounds: int = args.rounds or max(1, round(args.duration))
+    return rounds
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -301,12 +310,10 @@ async def _main(args: argparse.Namespace) -> int:
         for error in errors:
             print(f"cannot benchmark {error}", file=sys.stderr)
         return 1
-    duration: float = args.duration
-    rounds = args.rounds or max(1, round(duration))
     config = Config(
         concurrency=args.concurrency,
-        duration=duration,
-        rounds=rounds,
+        duration=args.duration,
+        rounds=_rounds(args),
         families=args.families,
         race=args.race,
     )
@@ -411,7 +418,7 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     it."""
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    rounds = args.rounds or max(1, round(args.duration))
+    rounds = _rounds(args)
     if args.duration / rounds < MIN_SLICE_SECONDS:
         parser.error(
             f"--duration {args.duration:g} in {rounds} round(s) leaves each job "
@@ -459,4 +466,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_main(args))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted", file=sys.stderr)
-        return 128 + (signal.SIGTERM if _terminated else signal.SIGINT)
+        return 128 + _stopped_by
