@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import re
 import secrets
 import shutil
 import sqlite3
@@ -27,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from tokenpair import MemoryStore, Store, TokenPairManager, open_store
+from tokenpair._urls import mask_secret_options
 
 __all__ = [
     "Backend",
@@ -561,17 +561,10 @@ def _sqlite_url(path: Path) -> str:
     return "sqlite:///" + quote(str(path), safe="/")
 
 
-#: A query option holding a secret: redis-py's ``password`` and
-#: ``ssl_password``, PyMongo's ``tlsCertificateKeyFilePassword``, and the like.
-_SECRET_OPTION = re.compile(
-    r"(?i)((?:^|[?&;])[^=&;#]*(?:password|secret)[^=&;#]*=)[^&;#]*"
-)
-
-
 def redact_url(url: str) -> str:
     """``url`` with every password in it, in the user part or in a query
     option, replaced by ``***``."""
-    url = _SECRET_OPTION.sub(r"\1***", url)
+    url = mask_secret_options(url)
     try:
         parts = urlsplit(url)
     except ValueError:  # an unclosed IPv6 bracket, say

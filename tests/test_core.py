@@ -402,6 +402,7 @@ def test_the_demo_never_prints_a_store_password(tmp_path: Any) -> None:
     for url in (
         "redis://default:S3CRETPW@127.0.0.1:1/0",  # reached, then refused
         "redis://default:S3CRET/PW@127.0.0.1:1/0",  # not even a valid URL
+        "redis://127.0.0.1:1/0?password=S3CRETPW",  # as an option
     ):
         result = subprocess.run(
             [sys.executable, "-m", "tokenpair", "demo", "--store", url],
@@ -414,5 +415,5 @@ def test_the_demo_never_prints_a_store_password(tmp_path: Any) -> None:
         assert result.returncode == 1
         assert "S3CRET" not in result.stdout + result.stderr
         assert "PW" not in result.stdout + result.stderr
-        if "S3CRETPW" in url:
+        if url.startswith("redis://default:S3CRETPW@"):
             assert "Store: redis://***@127.0.0.1:1/0" in result.stdout

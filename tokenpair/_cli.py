@@ -18,7 +18,7 @@ from ._errors import (
 )
 from ._manager import TokenPairManager
 from ._memory import MemoryStore
-from ._urls import open_store
+from ._urls import mask_secret_options, open_store
 
 __all__ = ["main"]
 
@@ -116,7 +116,9 @@ async def _purge(store_url: str) -> None:
 
 def _without_credentials(url: str) -> str:
     """The URL for display: everything up to its last "@" (user, password,
-    and whatever an unencoded character in a password pushed along) hidden."""
+    and whatever an unencoded character in a password pushed along) hidden,
+    and so is every option that holds a password."""
+    url = mask_secret_options(url)
     scheme, separator, rest = url.partition("://")
     if "@" not in rest:
         return url

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from typing import cast
 
@@ -8,7 +9,13 @@ from ._errors import ConfigurationError
 from ._memory import MemoryStore
 from ._store import Store
 
-__all__ = ["open_store"]
+__all__ = ["mask_secret_options", "open_store"]
+
+#: A query option holding a secret: redis-py's ``password`` and
+#: ``ssl_password``, PyMongo's ``tlsCertificateKeyFilePassword``, and the like.
+_SECRET_OPTION = re.compile(
+    r"(?i)((?:^|[?&;])[^=&;#]*(?:password|secret)[^=&;#]*=)[^&;#]*"
+)
 
 # scheme -> (module, factory, extra that installs the module)
 _ADAPTERS: dict[str, tuple[str, str, str]] = {
@@ -54,3 +61,9 @@ def open_store(url: str) -> Store:
         ) from exc
     factory = cast(Callable[[str], Store], getattr(module, factory_name))
     return factory(url)
+
+
+def mask_secret_options(url: str) -> str:
+    """``url`` with the value of every option that holds a password or a
+    secret replaced by ``***``; the user part is left to the caller."""
+    return _SECRET_OPTION.sub(r"\1***", url)
