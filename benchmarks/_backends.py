@@ -416,6 +416,9 @@ class RedisBackend(Backend):
         self._sent: Counter[str] = Counter()
         self._stats_before: dict[str, int] = {}
         self._stores: list[Store] = []
+        self._permits: contextlib.AbstractAsyncContextManager[Any] = (
+            contextlib.nullcontext()
+        )
 
     @property
     def client(self) -> Any:
@@ -432,6 +435,14 @@ class RedisBackend(Backend):
     async def open(self) -> None:
         self.store = self._open(self.prefix)
         await self.store.setup()
+        # A store made from a cluster URL lets no more calls use the client
+        # at once than its pools hold, since redis-py's cluster client fails
+        # rather than waits when they run out. The floors and the hand-rolled
+        # peer call that client directly, so they take the same permits; the
+        # limiter is private, hence read defensively.
+        permits = getattr(self.store, "_permits", None)
+        if permits is not None:
+            self._permits = permits
         self._floor_key = f"{self.prefix}floor"
         self._floor_script = self.client.register_script("return 1")
         await self._floor_script(keys=[self._floor_key])
@@ -453,9 +464,18 @@ class RedisBackend(Backend):
         if batch:
             await client.unlink(*batch)
 
+    @property
+    def commands(self) -> Any:
+        """The client as the hand-rolled peer should use it: the store's
+        own limit on calls at once applies to it too."""
+        if isinstance(self._permits, contextlib.nullcontext):
+            return self.client
+        return _BoundedCommands(self.client, self._permits)
+
     def floors(self) -> dict[str, FloorCall]:
         script, keys, client = self._floor_script, [self._floor_key], self.client
         read_key = f"{self.prefix}floor-read"
+        permits = self._permits
 
         async def write() -> object:
             return await script(keys=keys)
@@ -463,7 +483,18 @@ class RedisBackend(Backend):
         async def read() -> object:
             return await client.get(read_key)
 
-        return {"write": write, "read": read}
+        async def bounded_write() -> object:
+            async with permits:
+                return await script(keys=keys)
+
+        async def bounded_read() -> object:
+            async with permits:
+                return await client.get(read_key)
+
+        if isinstance(permits, contextlib.nullcontext):
+            # Nothing added to the floor where there is no limit to keep.
+            return {"write": write, "read": read}
+        return {"write": bounded_write, "read": bounded_read}
 
     def _cluster(self) -> bool:
         return type(self.client).__name__ == "RedisCluster"
@@ -492,10 +523,12 @@ class RedisBackend(Backend):
     async def begin_count(self) -> None:
         cluster = self._cluster()
         if cluster:
-            self.notes.append(
+            note = (
                 "Redis server commands were not counted: INFO commandstats is "
                 "read from one server only"
             )
+            if note not in self.notes:
+                self.notes.append(note)
         else:
             self._stats_before = await self._commandstats()
         client = self.client
@@ -553,6 +586,29 @@ class RedisBackend(Backend):
                 pipe.memory_usage(key, samples=0)
             total += sum(int(size or 0) for size in await pipe.execute())
         return total, len(keys)
+
+
+class _BoundedCommands:
+    """The three commands the hand-rolled peer sends, each holding one of
+    the store's permits while it runs."""
+
+    def __init__(
+        self, client: Any, permits: contextlib.AbstractAsyncContextManager[Any]
+    ) -> None:
+        self._client = client
+        self._permits = permits
+
+    async def get(self, *args: Any, **options: Any) -> Any:
+        async with self._permits:
+            return await self._client.get(*args, **options)
+
+    async def set(self, *args: Any, **options: Any) -> Any:
+        async with self._permits:
+            return await self._client.set(*args, **options)
+
+    async def delete(self, *args: Any, **options: Any) -> Any:
+        async with self._permits:
+            return await self._client.delete(*args, **options)
 
 
 def _sqlite_url(path: Path) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tokenpair import ConfigurationError, open_store
+from tokenpair import ConfigurationError
 
 from ._backends import (
     Backend,
@@ -67,14 +67,31 @@ def _store_list(text: str) -> tuple[str, ...]:
 
 
 def _cpu_list(text: str) -> set[int]:
-    try:
-        cpus = {int(part) for part in text.split(",") if part.strip()}
-    except ValueError:
-        message = f"not a list of CPU numbers: {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
-    if not cpus or min(cpus) < 0:
+    """CPU numbers and ranges, as taskset takes them: ``0``, ``0,2``,
+    ``0-3,8``."""
+    cpus: set[int] = set()
+    for part in (part.strip() for part in text.split(",")):
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            message = f"not a list of CPU numbers or ranges: {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
+        if first < 0 or last < first:
+            message = f"CPU numbers are >= 0 and a range goes upwards: {part!r}"
+            raise argparse.ArgumentTypeError(message)
+        cpus.update(range(first, last + 1))
+    if not cpus:
         raise argparse.ArgumentTypeError("give CPU numbers >= 0")
     return cpus
+
+
+def _url(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a URL, or leave the option out")
+    return text
 
 
 def _positive_float(text: str) -> float:
@@ -134,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         "--cpus",
         type=_cpu_list,
         help="pin the benchmark (its event loop and driver threads) to these "
-        "CPUs, e.g. 0 or 0,1 (Linux)",
+        "CPUs, e.g. 0, 0,1 or 0-3 (Linux)",
     )
     parser.add_argument("--json", type=Path, help="write the results as JSON")
     parser.add_argument("--plot", type=Path, help="write a PNG chart")
@@ -143,10 +160,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--redis-url",
+        type=_url,
         help=f"Redis store URL (default $TOKENPAIR_REDIS_URL or {DEFAULT_REDIS_URL})",
     )
     parser.add_argument(
         "--mongodb-url",
+        type=_url,
         help=f"MongoDB URL (default $TOKENPAIR_MONGODB_URL or {DEFAULT_MONGODB_URL})",
     )
     parser.add_argument(
@@ -171,12 +190,17 @@ def _refused_credentials(url: str) -> str:
 async def _probe_redis(url: str) -> str | None:
     """Why the Redis store cannot be used, or ``None`` if it answers."""
     try:
-        store = open_store(url)
+        from redis.exceptions import AuthenticationError
+
+        from tokenpair_redis import store_from_url
+    except ImportError as exc:
+        return f"the redis extra is missing ({exc.name})"
+    try:
+        # The adapter's own parser, so that a URL of another store is named
+        # as such rather than opened as that store.
+        store = store_from_url(url)
     except ConfigurationError as exc:
         return str(exc)
-    except Exception as exc:  # an adapter still being written, say
-        return f"the Redis store could not be made ({type(exc).__name__}: {exc})"
-    from redis.exceptions import AuthenticationError
 
     try:
         client = getattr(store, "client", None)
@@ -219,7 +243,7 @@ async def _probe_mongodb(url: str) -> str | None:
         if exc.code == _MONGODB_AUTHENTICATION_FAILED:
             return _refused_credentials(url)
         name = (exc.details or {}).get("codeName") or exc.code
-        return f"the server refused ping ({name})"
+        return "the server refused ping" + (f" ({name})" if name else "")
     except Exception as exc:
         return f"no answer to ping within {_PROBE_SECONDS:g} s ({type(exc).__name__})"
     finally:
@@ -429,10 +453,17 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--race must be at least 2: one refresh wins, the rest must lose")
     if args.families < 0:
         parser.error("--families must be 0 or more (0 skips the storage measurement)")
+    outputs: dict[Path, str] = {}
     for option in ("json", "markdown", "plot"):
         path = getattr(args, option)
-        if path is not None and (problem := _output_problem(path)):
+        if path is None:
+            continue
+        if problem := _output_problem(path):
             parser.error(f"--{option}: {problem}")
+        # One file given twice would end up holding whichever came last.
+        same = outputs.setdefault(path.resolve(), option)
+        if same != option:
+            parser.error(f"--{same} and --{option} name the same file: {path}")
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         parser.error("--plot writes a PNG chart: give a path ending in .png")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:

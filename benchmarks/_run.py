@@ -133,7 +133,7 @@ async def _bench_store(
     if isinstance(backend, RedisBackend):
         try:
             peer = PeerWorkload(
-                HandRolledPeer(backend.client, f"{backend.prefix}peer:", secret)
+                HandRolledPeer(backend.commands, f"{backend.prefix}peer:", secret)
             )
         except ImportError:
             report["notes"].append(

@@ -153,6 +153,27 @@ def test_redis_with_the_hand_rolled_peer(tmp_path: Path, redis_url: str) -> None
     assert 1 <= report["race"]["peer"]["accepted"] <= RACE
 
 
+def test_a_cluster_beyond_its_connection_limit(
+    tmp_path: Path, redis_cluster_url: str
+) -> None:
+    """With one connection allowed per call, the 100 refreshes of the race,
+    the floors and the hand-rolled peer queue for the store's permits where
+    redis-py's cluster client would fail for want of a connection."""
+    url = f"{redis_cluster_url}?max_connections=1"
+    report = run_benchmark(tmp_path, "redis", "--redis-url", url, "--families", "0")
+
+    ours = rows(report, "ours")
+    peer = rows(report, "peer")
+    for operation in OPERATIONS:
+        for level in LEVELS:
+            assert ours[("redis", operation, level)]["throughput"] > 0
+            assert peer[("redis", operation, level)]["throughput"] > 0
+    assert report["race"]["ours"]["redis"]["reuse_grace_0"]["accepted"] == 1
+    assert report["race"]["peer"]["accepted"] >= 1
+    uncounted = [note for note in report["notes"] if "not counted" in note]
+    assert len(uncounted) == 1, report["notes"]
+
+
 def test_mongodb(tmp_path: Path, mongodb_url: str) -> None:
     """MongoDB adds commands counted by a PyMongo listener."""
     report = run_benchmark(tmp_path, "mongodb", "--mongodb-url", mongodb_url)
@@ -366,6 +387,40 @@ def test_cpus_this_process_may_not_use_are_refused(tmp_path: Path) -> None:
     assert f"may not run on CPU {max(usable) + 1}" in completed.stderr
 
 
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux's"
+)
+def test_cpus_may_be_given_as_ranges(tmp_path: Path) -> None:
+    usable = sorted(os.sched_getaffinity(0))
+    cpus = f"{usable[0]}-{usable[0]}"
+
+    report = run_benchmark(tmp_path, "memory", "--families", "0", "--cpus", cpus)
+
+    assert report["settings"]["cpu_affinity"] == [usable[0]]
+
+
+def test_one_file_for_two_outputs_is_refused(tmp_path: Path) -> None:
+    same = str(tmp_path / "results.png")
+
+    completed = refuse(
+        tmp_path, "--stores", "memory", "--markdown", same, "--plot", same
+    )
+
+    assert completed.returncode == 2
+    assert "--markdown and --plot name the same file" in completed.stderr
+
+
+def test_a_url_of_another_store_is_refused_as_such(tmp_path: Path) -> None:
+    url = "mongodb://127.0.0.1:1/"
+
+    completed = refuse(tmp_path, "--stores", "redis", "--redis-url", url)
+
+    assert completed.returncode == 1
+    assert "cannot benchmark redis: a Redis store URL starts with redis://" in (
+        completed.stderr
+    )
+
+
 @pytest.mark.parametrize(
     ("option", "where", "expected"),
     [
@@ -401,6 +456,10 @@ def test_result_files_that_cannot_be_written_are_refused(
         ["--duration", "1e-9"],
         ["--duration", "0.5", "--rounds", "100000"],
         ["--plot", "chart.xyz"],
+        ["--cpus", "1-0"],
+        ["--cpus", "0-x"],
+        ["--redis-url", ""],
+        ["--mongodb-url", " "],
     ],
 )
 def test_bad_options_are_refused(options: list[str]) -> None:
