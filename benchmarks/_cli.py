@@ -12,12 +12,12 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tokenpair import ConfigurationError
+from tokenpair import ConfigurationError, TokenPairError
 
 from ._backends import (
     Backend,
@@ -26,6 +26,7 @@ from ._backends import (
     RedisBackend,
     SQLiteBackend,
     mongo_driver_url,
+    redact_url,
     run_id,
     sqlite_files,
 )
@@ -66,6 +67,11 @@ def _store_list(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+#: Far above any machine's CPU count (Linux allows 8192), and low enough
+#: that a mistyped range is refused before it is spelled out.
+_HIGHEST_CPU = 65_535
+
+
 def _cpu_list(text: str) -> set[int]:
     """CPU numbers and ranges, as taskset takes them: ``0``, ``0,2``,
     ``0-3,8``."""
@@ -81,6 +87,9 @@ def _cpu_list(text: str) -> set[int]:
             raise argparse.ArgumentTypeError(message) from None
         if first < 0 or last < first:
             message = f"CPU numbers are >= 0 and a range goes upwards: {part!r}"
+            raise argparse.ArgumentTypeError(message)
+        if last > _HIGHEST_CPU:
+            message = f"CPU numbers go up to {_HIGHEST_CPU}: {part!r}"
             raise argparse.ArgumentTypeError(message)
         cpus.update(range(first, last + 1))
     if not cpus:
@@ -190,7 +199,7 @@ def _refused_credentials(url: str) -> str:
 async def _probe_redis(url: str) -> str | None:
     """Why the Redis store cannot be used, or ``None`` if it answers."""
     try:
-        from redis.exceptions import AuthenticationError
+        from redis.exceptions import AuthenticationError, ResponseError
 
         from tokenpair_redis import store_from_url
     except ImportError as exc:
@@ -210,6 +219,10 @@ async def _probe_redis(url: str) -> str | None:
             await client.ping()
     except AuthenticationError:
         return _refused_credentials(url)
+    except ResponseError as exc:
+        # The server answered, with an error of its own (a database number
+        # it does not have, say); its words hold nothing of the URL's.
+        return f"the server refused the connection: {exc}"
     except Exception as exc:
         return f"no answer to PING within {_PROBE_SECONDS:g} s ({type(exc).__name__})"
     finally:
@@ -254,8 +267,16 @@ async def _probe_mongodb(url: str) -> str | None:
 async def _choose(
     args: argparse.Namespace, secret: bytes, run: str
 ) -> tuple[list[Backend], list[str], list[str]]:
-    """The backends to run, what was skipped and why, and fatal problems."""
+    """The backends to run, what was skipped and why, and fatal problems.
+
+    A store is skipped when it cannot be reached only if nobody asked for
+    it: naming it in ``--stores``, or giving its URL on the command line,
+    makes it a failure."""
     explicit = args.stores is not None
+    asked = {
+        "redis": args.redis_url is not None,
+        "mongodb": args.mongodb_url is not None,
+    }
     wanted = args.stores or STORES
     redis_url = args.redis_url or os.environ.get("TOKENPAIR_REDIS_URL")
     mongodb_url = args.mongodb_url or os.environ.get("TOKENPAIR_MONGODB_URL")
@@ -281,13 +302,16 @@ async def _choose(
             if problem is None:
                 backends.append(RedisBackend(secret, run, url))
                 continue
+            problem += f" (at {redact_url(url)})"
         elif name == "mongodb":
             url = mongodb_url or DEFAULT_MONGODB_URL
             problem = await _probe_mongodb(url)
             if problem is None:
                 backends.append(MongoBackend(secret, run, url))
                 continue
-        (errors if explicit else skipped).append(f"{name}: {problem}")
+            problem += f" (at {redact_url(url)})"
+        failed = explicit or asked.get(name, False)
+        (errors if failed else skipped).append(f"{name}: {problem}")
     return backends, skipped, errors
 
 
@@ -302,14 +326,59 @@ def _finite(value: Any) -> Any:
     return value
 
 
-#: The signal that stopped the run: Ctrl-C unless SIGTERM says otherwise.
-_stopped_by = signal.SIGINT
+class _Stop:
+    """Stops the run on Ctrl-C or SIGTERM, so that the keys, files and
+    collections it made on shared servers are removed either way.
+
+    A stop cancels the run's task, and cancels it again every
+    ``_RESTOP_SECONDS`` until the task ends: on Python 3.11,
+    ``asyncio.wait_for`` (which redis-py wraps around every socket write)
+    drops a cancellation that arrives just as the write completes. While the
+    run removes what it made, inside :meth:`uninterrupted`, the cancellation
+    waits. A second signal cancels at once, clean-up or not.
+    """
+
+    def __init__(self) -> None:
+        self.signal: signal.Signals | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._holding = 0
+        self._forced = False
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        loop = task.get_loop()
+        self._task = task
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self._request, signum)
+
+    def _request(self, signum: signal.Signals) -> None:
+        if self.signal is not None:
+            self._forced = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        self.signal = signum
+        self._cancel()
+
+    def _cancel(self) -> None:
+        task = self._task
+        if task is None or task.done():
+            return
+        if self._forced or not self._holding:
+            task.cancel()
+        task.get_loop().call_later(_RESTOP_SECONDS, self._cancel)
+
+    @contextlib.contextmanager
+    def uninterrupted(self) -> Iterator[None]:
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
 
 
-def _terminate(task: asyncio.Task[int]) -> None:
-    global _stopped_by
-    _stopped_by = signal.SIGTERM
-    task.cancel()
+#: How often a stop request is repeated until the run ends.
+_RESTOP_SECONDS = 0.2
 
 
 def _rounds(args: argparse.Namespace) -> int:
@@ -319,15 +388,10 @@ def _rounds(args: argparse.Namespace) -> int:
     return rounds
 
 
-async def _main(args: argparse.Namespace) -> int:
-    # SIGTERM cancels the run as Ctrl-C does, so that the keys, files and
-    # collections it made on shared servers are removed either way.
+async def _main(args: argparse.Namespace, stop: _Stop) -> int:
     task = asyncio.current_task()
     if task is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(
-                signal.SIGTERM, _terminate, task
-            )
+        stop.watch(task)
     secret = secrets.token_bytes(32)
     backends, skipped, errors = await _choose(args, secret, run_id())
     if errors:
@@ -345,7 +409,7 @@ async def _main(args: argparse.Namespace) -> int:
     for reason in skipped:
         display.note(f"skipping {reason}")
     try:
-        report = await run(config, secret, backends, display)
+        report = await run(config, secret, backends, display, stop.uninterrupted)
     finally:
         display.stop()
     report["skipped"] = skipped
@@ -358,8 +422,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def _write_results(args: argparse.Namespace, report: dict[str, Any]) -> int:
-    """Write the files asked for; a failure names the file and says which
-    of the others were written."""
+    """Write the files asked for, naming each that cannot be written."""
     writers: list[tuple[Path, Callable[[Path], object]]] = []
     if args.json is not None:
         text = json.dumps(report, indent=2, allow_nan=False) + "\n"
@@ -371,21 +434,18 @@ def _write_results(args: argparse.Namespace, report: dict[str, Any]) -> int:
         from ._plot import plot
 
         writers.append((args.plot, lambda path: plot(report, path)))
-    written: list[str] = []
+    failed = False
     for path, write in writers:
+        # Every file is tried: one that cannot be written loses no other.
         try:
             write(path)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            done = ", ".join(written) if written else "none"
-            print(
-                f"cannot write {path}: {reason} (files written: {done})",
-                file=sys.stderr,
-            )
-            return 1
-        written.append(str(path))
-        print(f"wrote {path}")
-    return 0
+            print(f"cannot write {path}: {reason}", file=sys.stderr)
+            failed = True
+        else:
+            print(f"wrote {path}")
+    return 1 if failed else 0
 
 
 def _cpu_ranges(cpus: Iterable[int]) -> str:
@@ -409,6 +469,16 @@ def _directory_problem(path: Path) -> str | None:
     if not os.access(directory, os.W_OK | os.X_OK):
         return f"cannot create files in {directory}"
     return None
+
+
+def _identity(path: Path) -> object:
+    """What names one file however it is spelled: its device and inode if it
+    exists (hard links included), else its resolved path."""
+    try:
+        status = path.stat()
+    except OSError:
+        return path.resolve()
+    return (status.st_dev, status.st_ino)
 
 
 def _output_problem(path: Path) -> str | None:
@@ -453,7 +523,7 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error("--race must be at least 2: one refresh wins, the rest must lose")
     if args.families < 0:
         parser.error("--families must be 0 or more (0 skips the storage measurement)")
-    outputs: dict[Path, str] = {}
+    outputs: dict[object, str] = {}
     for option in ("json", "markdown", "plot"):
         path = getattr(args, option)
         if path is None:
@@ -461,13 +531,15 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if problem := _output_problem(path):
             parser.error(f"--{option}: {problem}")
         # One file given twice would end up holding whichever came last.
-        same = outputs.setdefault(path.resolve(), option)
+        same = outputs.setdefault(_identity(path), option)
         if same != option:
             parser.error(f"--{same} and --{option} name the same file: {path}")
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         parser.error("--plot writes a PNG chart: give a path ending in .png")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         parser.error("--plot needs matplotlib: pip install 'tokenpair[bench]'")
+    if args.sqlite_path is not None and not args.sqlite_path.strip():
+        parser.error("--sqlite-path: give a file name, or leave the option out")
     sqlite_wanted = args.stores is None or "sqlite" in args.stores
     if args.sqlite_path is not None and sqlite_wanted:
         problem = _sqlite_problem(args.sqlite_path, footprint=args.families > 0)
@@ -493,8 +565,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cpus is not None:
         # Before any thread starts, so that driver threads inherit it.
         os.sched_setaffinity(0, args.cpus)
+    stop = _Stop()
     try:
-        return asyncio.run(_main(args))
+        return asyncio.run(_main(args, stop))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted", file=sys.stderr)
-        return 128 + _stopped_by
+        return 128 + (stop.signal or signal.SIGINT)
+    except Exception as exc:
+        # A server that goes away mid-run fails every task that was talking
+        # to it; one line says so better than a traceback per task. Anything
+        # else is a fault of the benchmark and keeps its traceback.
+        errors = _leaves(exc)
+        if not all(_is_server_error(error) for error in errors):
+            raise
+        described = dict.fromkeys(
+            f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            for error in errors
+        )
+        print(f"the run stopped: {'; '.join(described)}", file=sys.stderr)
+        return 1
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The errors inside (possibly nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _is_server_error(error: BaseException) -> bool:
+    """An error of a store or its driver rather than of the benchmark."""
+    if isinstance(error, TokenPairError | OSError | TimeoutError):
+        return True
+    module = type(error).__module__.split(".")[0]
+    return module in {"redis", "pymongo", "aiosqlite", "sqlite3", "bson"}

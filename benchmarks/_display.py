@@ -366,6 +366,8 @@ def render_summary(report: dict[str, Any], stream: TextIO | None = None) -> None
     )
     for note in report["notes"]:
         out.line(f"note: {note}")
+    for reason in report.get("skipped", []):
+        out.line(f"skipped {reason}")
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -14,6 +14,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,8 +76,15 @@ def planned_slices(backend_names: list[str], config: Config) -> int:
 
 
 async def run(
-    config: Config, secret: bytes, backends: list[Backend], display: Display
+    config: Config,
+    secret: bytes,
+    backends: list[Backend],
+    display: Display,
+    uninterrupted: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> dict[str, Any]:
+    """Measure every backend in turn. Each one's clean-up runs inside
+    ``uninterrupted()``, which the caller can use to hold back a stop
+    request until the store's keys, files or collections are removed."""
     started = time.time()
     report: dict[str, Any] = {
         "schema": 1,
@@ -105,11 +113,15 @@ async def run(
     cpu = CpuFloors(secret)
     for backend in backends:
         display.step(f"{backend.name}: opening")
-        await backend.open()
+        # Held back from a stop request too: what opening creates (a file,
+        # a collection) is removed only by the clean-up below.
+        with uninterrupted():
+            await backend.open()
         try:
             await _bench_store(config, secret, cpu, backend, display, report)
         finally:
-            await backend.aclose()
+            with uninterrupted():
+                await backend.aclose()
         report["notes"] += backend.notes
     report["load_average"]["end"] = load_average()
     report["elapsed_s"] = round(time.time() - started, 1)

@@ -291,6 +291,112 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def stop_when(
+    options: list[str], line: str, signum: int
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Start a long run, send ``signum`` as soon as it prints ``line``, and
+    return how it ended and how long it took to stop."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks", "--duration", "30", *options],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        assert process.stdout is not None
+        for printed in process.stdout:
+            output.append(printed)
+            if line in printed:
+                break
+        else:
+            pytest.fail("the run never printed " + repr(line) + ": " + "".join(output))
+        signalled = time.monotonic()
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
+        took = time.monotonic() - signalled
+    finally:
+        process.kill()
+    completed = subprocess.CompletedProcess(
+        process.args, process.returncode, "".join(output) + stdout, stderr
+    )
+    return completed, took
+
+
+def bench_keys(redis_url: str) -> list[bytes]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return list(client.scan_iter(match="tokenpair-bench:*", count=1000))
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_during_direct_redis_calls_is_not_lost(
+    redis_url: str, signum: int
+) -> None:
+    """The counting pass awaits redis-py without a task group around it,
+    where Python 3.11's wait_for can drop a cancellation: the stop is
+    repeated until it takes, and the keys are still removed."""
+    completed, took = stop_when(
+        ["--stores", "redis", "--redis-url", redis_url, "--families", "0"],
+        "redis: counting round trips",
+        signum,
+    )
+
+    assert completed.returncode == 128 + signum, completed.stderr
+    assert took < 20, f"the run took {took:.1f} s to stop"
+    assert "interrupted" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert bench_keys(redis_url) == []
+
+
+def test_a_server_lost_mid_run_ends_it_in_one_line(tmp_path: Path) -> None:
+    from tests.support.redis_servers import RedisServer
+
+    server = RedisServer.start()
+    url = f"redis://127.0.0.1:{server.port}/0"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--stores",
+            "redis",
+            "--redis-url",
+            url,
+            "--duration",
+            "30",
+            "--families",
+            "0",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for printed in process.stdout:
+            if "redis · c=1" in printed:
+                break
+        else:
+            pytest.fail("the run never reached its timed slices")
+        time.sleep(1)
+        server.stop()
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        process.kill()
+        server.stop()
+
+    assert process.returncode == 1, stderr
+    assert "the run stopped: " in stderr
+    assert "Traceback" not in stderr
+
+
 def test_refused_credentials_are_named(tmp_path: Path, redis_url: str) -> None:
     host = urlsplit(redis_url).netloc.rpartition("@")[2]
     url = urlsplit(redis_url)._replace(netloc=f"no-such-user:made-up-pw@{host}")
@@ -410,6 +516,80 @@ def test_one_file_for_two_outputs_is_refused(tmp_path: Path) -> None:
     assert "--markdown and --plot name the same file" in completed.stderr
 
 
+def test_a_hard_link_between_two_outputs_is_refused(tmp_path: Path) -> None:
+    first = tmp_path / "results.json"
+    first.touch()
+    second = tmp_path / "results.md"
+    os.link(first, second)
+
+    completed = refuse(
+        tmp_path, "--stores", "memory", "--json", str(first), "--markdown", str(second)
+    )
+
+    assert completed.returncode == 2
+    assert "--json and --markdown name the same file" in completed.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_output_that_cannot_be_written_loses_no_other(tmp_path: Path) -> None:
+    markdown = tmp_path / "tables.md"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--stores",
+            "memory",
+            "--duration",
+            "0.05",
+            "--families",
+            "0",
+            "--race",
+            "2",
+            "--json",
+            "/dev/full",
+            "--markdown",
+            str(markdown),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+    assert completed.returncode == 1
+    assert "cannot write /dev/full: No space left on device" in completed.stderr
+    assert markdown.read_text().startswith("### Operations")
+
+
+def test_a_server_error_reply_is_quoted(tmp_path: Path, redis_url: str) -> None:
+    url = urlsplit(redis_url)._replace(path="/9999").geturl()
+
+    completed = refuse(tmp_path, "--stores", "redis", "--redis-url", url)
+
+    assert completed.returncode == 1
+    assert "the server refused the connection: " in completed.stderr
+    assert "out of range" in completed.stderr
+
+
+def test_a_url_given_without_stores_must_answer(tmp_path: Path) -> None:
+    """Giving a store's URL asks for that store, even without --stores."""
+    completed = refuse(
+        tmp_path,
+        "--redis-url",
+        "redis://:made-up-pw@127.0.0.1:1/0",
+        "--mongodb-url",
+        "mongodb://127.0.0.1:1/",
+    )
+
+    assert completed.returncode == 1
+    assert "cannot benchmark redis: " in completed.stderr
+    assert "(at redis://:***@127.0.0.1:1/0)" in completed.stderr
+    assert "cannot benchmark mongodb: " in completed.stderr
+    assert "made-up-pw" not in completed.stderr
+
+
 def test_a_url_of_another_store_is_refused_as_such(tmp_path: Path) -> None:
     url = "mongodb://127.0.0.1:1/"
 
@@ -460,6 +640,8 @@ def test_result_files_that_cannot_be_written_are_refused(
         ["--cpus", "0-x"],
         ["--redis-url", ""],
         ["--mongodb-url", " "],
+        ["--cpus", "0-99999999999"],
+        ["--sqlite-path", ""],
     ],
 )
 def test_bad_options_are_refused(options: list[str]) -> None:
