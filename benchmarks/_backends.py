@@ -241,10 +241,16 @@ class SQLiteBackend(Backend):
         await self._floor_conn.execute("INSERT INTO bench_floor (id, n) VALUES (1, 0)")
 
     async def aclose(self) -> None:
-        if self._own_floor_conn:
-            await self._floor_conn.close()
-        await self.store.aclose()
-        _remove(self._created, self._tempdir)
+        # Also after an opening that failed part way: the files go whatever
+        # else was or was not made.
+        try:
+            if self._own_floor_conn:
+                await self._floor_conn.close()
+            store = getattr(self, "store", None)
+            if store is not None:
+                await store.aclose()
+        finally:
+            _remove(self._created, self._tempdir)
 
     def floors(self) -> dict[str, FloorCall]:
         conn = self._floor_conn
@@ -451,7 +457,9 @@ class RedisBackend(Backend):
         with contextlib.suppress(Exception):
             await self._delete_keys(f"{self.prefix}*")
         for store in self._stores:
-            await store.aclose()
+            # One client failing to close leaves the others to be closed.
+            with contextlib.suppress(Exception):
+                await store.aclose()
 
     async def _delete_keys(self, pattern: str) -> None:
         client = self.client

@@ -336,20 +336,38 @@ class _Stop:
     drops a cancellation that arrives just as the write completes. While the
     run removes what it made, inside :meth:`uninterrupted`, the cancellation
     waits. A second signal cancels at once, clean-up or not.
+
+    The handlers are the process's own rather than the event loop's, which
+    would put the default ones back when the loop closes: a second signal
+    arriving then would kill the process instead of letting it report.
     """
 
     def __init__(self) -> None:
         self.signal: signal.Signals | None = None
         self._task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._early: signal.Signals | None = None
         self._holding = 0
         self._forced = False
 
-    def watch(self, task: asyncio.Task[Any]) -> None:
-        loop = task.get_loop()
-        self._task = task
+    def install(self) -> None:
+        """Take over SIGINT and SIGTERM for the rest of the process."""
         for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, self._request, signum)
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        loop = self._loop
+        if loop is None:
+            self._early = self._early or signal.Signals(signum)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._request, signal.Signals(signum))
+        # Once the loop has closed the run is over: nothing is left to stop.
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        self._task = task
+        self._loop = task.get_loop()
+        if self._early is not None:
+            self._request(self._early)
 
     def _request(self, signum: signal.Signals) -> None:
         if self.signal is not None:
@@ -566,6 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Before any thread starts, so that driver threads inherit it.
         os.sched_setaffinity(0, args.cpus)
     stop = _Stop()
+    stop.install()
     try:
         return asyncio.run(_main(args, stop))
     except (KeyboardInterrupt, asyncio.CancelledError):

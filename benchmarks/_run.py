@@ -113,11 +113,12 @@ async def run(
     cpu = CpuFloors(secret)
     for backend in backends:
         display.step(f"{backend.name}: opening")
-        # Held back from a stop request too: what opening creates (a file,
-        # a collection) is removed only by the clean-up below.
-        with uninterrupted():
-            await backend.open()
         try:
+            # Held back from a stop request too, and inside the try: what an
+            # opening creates (a file, a collection) before it fails or is
+            # stopped is removed by the clean-up below all the same.
+            with uninterrupted():
+                await backend.open()
             await _bench_store(config, secret, cpu, backend, display, report)
         finally:
             with uninterrupted():
