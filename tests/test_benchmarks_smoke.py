@@ -25,34 +25,36 @@ RACE = 100
 
 def run_benchmark(tmp_path: Path, stores: str, *options: str) -> dict[str, Any]:
     output = tmp_path / "bench.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--stores",
-            stores,
-            "--concurrency",
-            ",".join(map(str, LEVELS)),
-            "--duration",
-            "0.05",
-            "--families",
-            "200",
-            "--race",
-            str(RACE),
-            "--json",
-            str(output),
-            *options,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
+    completed = bench(
+        "--stores",
+        stores,
+        "--concurrency",
+        ",".join(map(str, LEVELS)),
+        "--duration",
+        "0.05",
+        "--families",
+        "200",
+        "--race",
+        str(RACE),
+        "--json",
+        str(output),
+        *options,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     report: dict[str, Any] = json.loads(output.read_text())
     return report
+
+
+def bench(*options: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks`` with these options, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *options],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def rows(report: dict[str, Any], kind: str) -> dict[tuple[str, str, int], Any]:
@@ -185,23 +187,14 @@ def test_mongodb(tmp_path: Path, mongodb_url: str) -> None:
 
 def test_a_store_asked_for_but_unreachable_fails_the_run(tmp_path: Path) -> None:
     """Naming a store that does not answer is an error, not a silent skip."""
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--stores",
-            "redis",
-            "--redis-url",
-            "redis://127.0.0.1:1/0",
-            "--json",
-            str(tmp_path / "bench.json"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    completed = bench(
+        "--stores",
+        "redis",
+        "--redis-url",
+        "redis://127.0.0.1:1/0",
+        "--json",
+        str(tmp_path / "bench.json"),
         timeout=60,
-        check=False,
     )
 
     assert completed.returncode == 1
@@ -427,21 +420,7 @@ def test_a_mongodb_url_option_unknown_to_the_store_is_refused(tmp_path: Path) ->
 def refuse(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """Run with default durations, which would take minutes: a refusal has
     to come before any store is measured."""
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--json",
-            str(tmp_path / "bench.json"),
-            *options,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    completed = bench("--json", str(tmp_path / "bench.json"), *options, timeout=30)
     assert "Traceback" not in completed.stderr, completed.stderr
     assert not (tmp_path / "bench.json").exists()
     return completed
@@ -533,29 +512,19 @@ def test_a_hard_link_between_two_outputs_is_refused(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_an_output_that_cannot_be_written_loses_no_other(tmp_path: Path) -> None:
     markdown = tmp_path / "tables.md"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--stores",
-            "memory",
-            "--duration",
-            "0.05",
-            "--families",
-            "0",
-            "--race",
-            "2",
-            "--json",
-            "/dev/full",
-            "--markdown",
-            str(markdown),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
+    completed = bench(
+        "--stores",
+        "memory",
+        "--duration",
+        "0.05",
+        "--families",
+        "0",
+        "--race",
+        "2",
+        "--json",
+        "/dev/full",
+        "--markdown",
+        str(markdown),
     )
 
     assert completed.returncode == 1
@@ -645,14 +614,7 @@ def test_result_files_that_cannot_be_written_are_refused(
     ],
 )
 def test_bad_options_are_refused(options: list[str]) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", *options],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = bench(*options, timeout=60)
 
     assert completed.returncode == 2
     assert "usage:" in completed.stderr
