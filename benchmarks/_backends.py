@@ -422,9 +422,8 @@ class RedisBackend(Backend):
         self._sent: Counter[str] = Counter()
         self._stats_before: dict[str, int] = {}
         self._stores: list[Store] = []
-        self._permits: contextlib.AbstractAsyncContextManager[Any] = (
-            contextlib.nullcontext()
-        )
+        #: The store's limit on calls at once, where it has one.
+        self._permits: contextlib.AbstractAsyncContextManager[Any] | None = None
 
     @property
     def client(self) -> Any:
@@ -446,9 +445,7 @@ class RedisBackend(Backend):
         # rather than waits when they run out. The floors and the hand-rolled
         # peer call that client directly, so they take the same permits; the
         # limiter is private, hence read defensively.
-        permits = getattr(self.store, "_permits", None)
-        if permits is not None:
-            self._permits = permits
+        self._permits = getattr(self.store, "_permits", None)
         self._floor_key = f"{self.prefix}floor"
         self._floor_script = self.client.register_script("return 1")
         await self._floor_script(keys=[self._floor_key])
@@ -476,14 +473,26 @@ class RedisBackend(Backend):
     def commands(self) -> Any:
         """The client as the hand-rolled peer should use it: the store's
         own limit on calls at once applies to it too."""
-        if isinstance(self._permits, contextlib.nullcontext):
+        if self._permits is None:
             return self.client
         return _BoundedCommands(self.client, self._permits)
+
+    def _bounded(self, call: FloorCall) -> FloorCall:
+        """``call`` holding one of the store's permits, where it has any;
+        nothing is added to a floor where there is no limit to keep."""
+        permits = self._permits
+        if permits is None:
+            return call
+
+        async def bounded() -> object:
+            async with permits:
+                return await call()
+
+        return bounded
 
     def floors(self) -> dict[str, FloorCall]:
         script, keys, client = self._floor_script, [self._floor_key], self.client
         read_key = f"{self.prefix}floor-read"
-        permits = self._permits
 
         async def write() -> object:
             return await script(keys=keys)
@@ -491,18 +500,7 @@ class RedisBackend(Backend):
         async def read() -> object:
             return await client.get(read_key)
 
-        async def bounded_write() -> object:
-            async with permits:
-                return await script(keys=keys)
-
-        async def bounded_read() -> object:
-            async with permits:
-                return await client.get(read_key)
-
-        if isinstance(permits, contextlib.nullcontext):
-            # Nothing added to the floor where there is no limit to keep.
-            return {"write": write, "read": read}
-        return {"write": bounded_write, "read": bounded_read}
+        return {"write": self._bounded(write), "read": self._bounded(read)}
 
     def _cluster(self) -> bool:
         return type(self.client).__name__ == "RedisCluster"

@@ -212,11 +212,8 @@ async def _probe_redis(url: str) -> str | None:
         return str(exc)
 
     try:
-        client = getattr(store, "client", None)
-        if client is None:
-            return "the Redis store does not expose its client"
         async with asyncio.timeout(_PROBE_SECONDS):
-            await client.ping()
+            await store.client.ping()
     except AuthenticationError:
         return _refused_credentials(url)
     except ResponseError as exc:
