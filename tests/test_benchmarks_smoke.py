@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -284,11 +285,14 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def stop_when(
-    options: list[str], line: str, signum: int
+def upset_when(
+    options: list[str],
+    line: str,
+    upset: Callable[[subprocess.Popen[str]], object],
+    timeout: float = 60,
 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Start a long run, send ``signum`` as soon as it prints ``line``, and
-    return how it ended and how long it took to stop."""
+    """Start a long run, call ``upset`` with it as soon as it prints
+    ``line``, and return how it ended and how long it took to end after."""
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks", "--duration", "30", *options],
         cwd=REPO,
@@ -305,10 +309,10 @@ def stop_when(
                 break
         else:
             pytest.fail("the run never printed " + repr(line) + ": " + "".join(output))
-        signalled = time.monotonic()
-        process.send_signal(signum)
-        stdout, stderr = process.communicate(timeout=60)
-        took = time.monotonic() - signalled
+        upset_at = time.monotonic()
+        upset(process)
+        stdout, stderr = process.communicate(timeout=timeout)
+        took = time.monotonic() - upset_at
     finally:
         process.kill()
     completed = subprocess.CompletedProcess(
@@ -334,10 +338,10 @@ def test_a_stop_during_direct_redis_calls_is_not_lost(
     """The counting pass awaits redis-py without a task group around it,
     where Python 3.11's wait_for can drop a cancellation: the stop is
     repeated until it takes, and the keys are still removed."""
-    completed, took = stop_when(
+    completed, took = upset_when(
         ["--stores", "redis", "--redis-url", redis_url, "--families", "0"],
         "redis: counting round trips",
-        signum,
+        lambda process: process.send_signal(signum),
     )
 
     assert completed.returncode == 128 + signum, completed.stderr
@@ -352,40 +356,23 @@ def test_a_server_lost_mid_run_ends_it_in_one_line(tmp_path: Path) -> None:
 
     server = RedisServer.start()
     url = f"redis://127.0.0.1:{server.port}/0"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--stores",
-            "redis",
-            "--redis-url",
-            url,
-            "--duration",
-            "30",
-            "--families",
-            "0",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        for printed in process.stdout:
-            if "redis · c=1" in printed:
-                break
-        else:
-            pytest.fail("the run never reached its timed slices")
+
+    def lose_server(process: subprocess.Popen[str]) -> None:
         time.sleep(1)
         server.stop()
-        _, stderr = process.communicate(timeout=90)
+
+    try:
+        completed, _ = upset_when(
+            ["--stores", "redis", "--redis-url", url, "--families", "0"],
+            "redis · c=1",
+            lose_server,
+            timeout=90,
+        )
     finally:
-        process.kill()
         server.stop()
 
-    assert process.returncode == 1, stderr
+    stderr = completed.stderr
+    assert completed.returncode == 1, stderr
     assert "the run stopped: " in stderr
     assert "Traceback" not in stderr
 
